@@ -1,0 +1,387 @@
+// IntegrationFlow: one business stream from a source system through a mapping to sinks.
+import { z } from 'zod';
+import { CANONICAL_ENTITIES } from './canonical/index.ts';
+import {
+  API_VERSION,
+  deletionPolicy,
+  duration,
+  durationMs,
+  identifier,
+  objectMetaSchema,
+  objectName,
+  resourceRequirements,
+  secretKeyRef,
+  statusBase,
+  withRules,
+} from './common.ts';
+
+const httpUrl = () =>
+  z
+    .string()
+    .max(2048)
+    .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL')
+    .describe('An http:// or https:// URL.');
+
+export const webhookSignatureSchema = withRules(
+  z
+    .object({
+      scheme: z
+        .enum(['shopify-hmac-sha256', 'hmac-sha256-hex', 'none'])
+        .describe(
+          'How requests are signed: shopify-hmac-sha256 (base64 HMAC-SHA256 of the raw body), hmac-sha256-hex (hex HMAC-SHA256 with an optional timestamp), or none (no verification; for trusted networks only).',
+        ),
+      header: z
+        .string()
+        .max(128)
+        .optional()
+        .describe(
+          'Header carrying the signature. Defaults: X-Shopify-Hmac-Sha256 for shopify-hmac-sha256, X-Signature for hmac-sha256-hex.',
+        ),
+      secretKeyRef: secretKeyRef().optional().describe('Secret key holding the shared signing secret.'),
+      timestampHeader: z
+        .string()
+        .max(128)
+        .optional()
+        .describe(
+          'Header with the Unix timestamp that is signed together with the body (hmac-sha256-hex only), to reject replays.',
+        ),
+      tolerance: duration()
+        .default('5m')
+        .describe(
+          'How far the signed timestamp may be from the worker clock before a request is rejected as a replay.',
+        ),
+    })
+    .strict()
+    .describe('Signature verification of incoming webhook requests.'),
+  [
+    {
+      cel: "self.scheme == 'none' || has(self.secretKeyRef)",
+      message: 'secretKeyRef is required unless scheme is none',
+      field: 'secretKeyRef',
+      reason: 'FieldValueRequired',
+      check: (s) => s.scheme === 'none' || s.secretKeyRef !== undefined,
+    },
+    {
+      cel: "!has(self.timestampHeader) || self.scheme == 'hmac-sha256-hex'",
+      message: 'timestampHeader is only supported with scheme hmac-sha256-hex',
+      field: 'timestampHeader',
+      check: (s) => s.timestampHeader === undefined || s.scheme === 'hmac-sha256-hex',
+    },
+  ],
+);
+
+export const webhookSourceSchema = z
+  .object({
+    path: z
+      .string()
+      .max(256)
+      .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must be an absolute URL path such as "/webhooks/orders"')
+      .default('/webhook')
+      .describe('URL path the worker listens on for this webhook.'),
+    signature: webhookSignatureSchema,
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(16 * 1024 * 1024)
+      .default(1024 * 1024)
+      .describe('Largest request body accepted; larger requests get 413 and are never published.'),
+  })
+  .strict()
+  .describe('Receive events as signed HTTP POST requests (e.g. Shopify order webhooks).');
+
+export const httpAuthSchema = withRules(
+  z
+    .object({
+      type: z
+        .enum(['bearer', 'basic', 'apiKey'])
+        .describe('bearer token, basic user/password, or an API key header.'),
+      tokenSecretRef: secretKeyRef().optional().describe('Bearer token or API key (bearer, apiKey).'),
+      usernameSecretRef: secretKeyRef().optional().describe('User name (basic).'),
+      passwordSecretRef: secretKeyRef().optional().describe('Password (basic).'),
+      header: z.string().max(128).optional().describe('Header for the API key (apiKey); default X-API-Key.'),
+    })
+    .strict()
+    .describe('Credentials sent with each request, read from Secrets.'),
+  [
+    {
+      cel: "self.type == 'basic' ? (has(self.usernameSecretRef) && has(self.passwordSecretRef)) : has(self.tokenSecretRef)",
+      message:
+        'basic auth needs usernameSecretRef and passwordSecretRef; bearer and apiKey need tokenSecretRef',
+      check: (a) =>
+        a.type === 'basic'
+          ? a.usernameSecretRef !== undefined && a.passwordSecretRef !== undefined
+          : a.tokenSecretRef !== undefined,
+    },
+  ],
+);
+
+export const httpPollSourceSchema = z
+  .object({
+    url: httpUrl().describe('Endpoint listing records, e.g. https://erp.example.com/api/orders.'),
+    interval: duration().default('60s').describe('Time between polls.'),
+    auth: httpAuthSchema.optional(),
+    cursor: z
+      .object({
+        param: z.string().max(128).describe('Query parameter carrying the cursor, e.g. updated_since.'),
+        field: z
+          .string()
+          .max(256)
+          .describe(
+            'JSONata path into each record giving its cursor value, e.g. updatedAt; the largest seen is kept.',
+          ),
+        initial: z.string().max(256).optional().describe('Cursor value for the very first poll.'),
+      })
+      .strict()
+      .optional()
+      .describe('Updated-since watermark kept in JetStream KV so a restart resumes where it stopped.'),
+    pagination: z
+      .object({
+        type: z
+          .enum(['none', 'linkHeader', 'nextToken', 'pageNumber'])
+          .default('none')
+          .describe('How the API pages: RFC 8288 Link rel=next header, a next-token field, or page numbers.'),
+        tokenField: z
+          .string()
+          .max(256)
+          .optional()
+          .describe('Response field with the next token (nextToken).'),
+        tokenParam: z.string().max(128).optional().describe('Query parameter taking the token (nextToken).'),
+        pageParam: z
+          .string()
+          .max(128)
+          .optional()
+          .describe('Query parameter with the page number (pageNumber).'),
+      })
+      .strict()
+      .optional()
+      .describe('Pagination of the listing.'),
+    recordsField: z
+      .string()
+      .max(256)
+      .optional()
+      .describe('JSONata path to the array of records in a response body; the body itself when absent.'),
+  })
+  .strict()
+  .describe('Poll a REST API for new or changed records.');
+
+export const natsSourceSchema = z
+  .object({
+    subject: z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(/^[^\s]+$/, 'must be a NATS subject without spaces')
+      .describe('NATS subject to subscribe to; wildcards allowed.'),
+  })
+  .strict()
+  .describe('Take events published on a NATS subject.');
+
+export const batchSourceSchema = z
+  .object({
+    format: z.enum(['csv', 'jsonl']).describe('File format: CSV with a header row, or JSON lines.'),
+  })
+  .strict()
+  .describe('Accept batch files loaded with `tally backfill`.');
+
+const SOURCE_TYPES = ['webhook', 'httpPoll', 'nats', 'batch'] as const;
+
+export const sourceSchema = withRules(
+  z
+    .object({
+      type: z
+        .enum(SOURCE_TYPES)
+        .describe('Which kind of source this is; the field of the same name configures it.'),
+      webhook: webhookSourceSchema.optional(),
+      httpPoll: httpPollSourceSchema.optional(),
+      nats: natsSourceSchema.optional(),
+      batch: batchSourceSchema.optional(),
+    })
+    .strict()
+    .describe('Where the flow gets its events.'),
+  SOURCE_TYPES.map((t) => ({
+    cel: `has(self.${t}) == (self.type == '${t}')`,
+    message: `source.${t} must be set when source.type is ${t}, and only then`,
+    field: t,
+    check: (s: { type: string } & Record<string, unknown>) => (s[t] !== undefined) === (s.type === t),
+  })),
+);
+
+export const httpSinkSchema = z
+  .object({
+    url: httpUrl().describe('Endpoint receiving each canonical event as a JSON POST.'),
+    method: z.enum(['POST', 'PUT']).default('POST').describe('HTTP method.'),
+    headers: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe('Extra non-secret headers sent with each request.'),
+    auth: httpAuthSchema.optional(),
+    idempotencyKeyHeader: z
+      .string()
+      .max(128)
+      .default('Idempotency-Key')
+      .describe('Header carrying the idempotency key derived from the business key and version.'),
+    timeout: duration().default('10s').describe('Timeout of one request.'),
+    maxInFlight: z.number().int().min(1).max(1024).default(16).describe('Most requests in flight at once.'),
+    rateLimit: z
+      .object({
+        requestsPerSecond: z.number().int().min(1).describe('Sustained requests per second.'),
+        burst: z.number().int().min(1).optional().describe('Bucket size; defaults to requestsPerSecond.'),
+      })
+      .strict()
+      .optional()
+      .describe('Token-bucket rate limit for this sink.'),
+  })
+  .strict()
+  .describe('Deliver to an HTTP endpoint (e.g. the ERP order API).');
+
+export const natsSinkSchema = z
+  .object({
+    subject: z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(/^[^\s*>]+$/, 'must be a NATS subject without wildcards or spaces')
+      .describe(
+        'Subject to publish canonical events to (with Nats-Msg-Id dedupe when it is a stream subject).',
+      ),
+  })
+  .strict()
+  .describe('Publish to a NATS subject.');
+
+const SINK_TYPES = ['http', 'nats'] as const;
+
+export const sinkSchema = withRules(
+  z
+    .object({
+      name: identifier().describe('Name of the sink, unique in the flow; used in metrics and logs.'),
+      type: z.enum(SINK_TYPES).describe('Which kind of sink; the field of the same name configures it.'),
+      http: httpSinkSchema.optional(),
+      nats: natsSinkSchema.optional(),
+    })
+    .strict()
+    .describe('One destination of canonical events.'),
+  SINK_TYPES.map((t) => ({
+    cel: `has(self.${t}) == (self.type == '${t}')`,
+    message: `${t} must be set when type is ${t}, and only then`,
+    field: t,
+    check: (s: { type: string } & Record<string, unknown>) => (s[t] !== undefined) === (s.type === t),
+  })),
+);
+
+export const deliverySchema = withRules(
+  z
+    .object({
+      maxDeliver: z
+        .number()
+        .int()
+        .min(1)
+        .max(100)
+        .default(5)
+        .describe('Attempts before a message goes to the dead-letter stream.'),
+      initialBackoff: duration().default('1s').describe('Delay before the first retry.'),
+      maxBackoff: duration()
+        .default('5m')
+        .describe('Longest delay between retries (exponential backoff with jitter).'),
+      ackWait: duration()
+        .default('30s')
+        .describe('How long a worker may hold a message before it is redelivered.'),
+      partitions: z
+        .number()
+        .int()
+        .min(1)
+        .max(1024)
+        .default(1)
+        .describe(
+          'Subject partitions for per-key ordering; events with the same business key stay in order.',
+        ),
+    })
+    .strict()
+    .describe('Retries, backoff, dead-lettering and ordering.'),
+  [
+    {
+      cel: 'duration(self.initialBackoff) <= duration(self.maxBackoff)',
+      message: 'initialBackoff must not be longer than maxBackoff',
+      field: 'initialBackoff',
+      check: (d) => durationMs(d.initialBackoff) <= durationMs(d.maxBackoff),
+    },
+  ],
+);
+
+export const streamSettingsSchema = z
+  .object({
+    replicas: z.number().int().min(1).max(5).default(1).describe('JetStream replicas of the flow stream.'),
+    maxAge: duration().default('168h').describe('How long messages are kept in the flow stream.'),
+    storage: z.enum(['file', 'memory']).default('file').describe('JetStream storage type.'),
+    duplicateWindow: duration().default('2m').describe('Window in which a repeated Nats-Msg-Id is dropped.'),
+  })
+  .strict()
+  .describe('Settings of the flow JetStream stream.');
+
+export const integrationFlowSpecSchema = withRules(
+  z
+    .object({
+      channel: identifier().describe('The sales channel or source system, e.g. shopify-eu, amazon-us, erp.'),
+      entity: z.enum(CANONICAL_ENTITIES).describe('The canonical entity this flow produces.'),
+      source: sourceSchema,
+      mappingRef: z
+        .object({ name: objectName().describe('Name of a CanonicalMapping in the same namespace.') })
+        .strict()
+        .describe('The CanonicalMapping turning source payloads into the canonical entity.'),
+      sinks: z
+        .array(sinkSchema)
+        .min(1)
+        .max(16)
+        .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] })
+        .describe('Where canonical events go; every message reaches every sink or the dead-letter stream.'),
+      delivery: deliverySchema.prefault({}),
+      stream: streamSettingsSchema.prefault({}),
+      replicas: z
+        .number()
+        .int()
+        .min(0)
+        .max(64)
+        .default(1)
+        .describe('Worker replicas sharing the durable consumer.'),
+      resources: resourceRequirements().optional(),
+      suspend: z
+        .boolean()
+        .default(false)
+        .describe('Scale the workers to zero while keeping streams and state.'),
+      deletionPolicy: deletionPolicy(),
+    })
+    .strict()
+    .describe('Desired state of an IntegrationFlow.'),
+  [
+    {
+      cel: 'self.sinks.all(s, self.sinks.exists_one(o, o.name == s.name))',
+      message: 'sink names must be unique',
+      field: 'sinks',
+      check: (f) => new Set(f.sinks.map((s) => s.name)).size === f.sinks.length,
+    },
+  ],
+);
+export type IntegrationFlowSpec = z.output<typeof integrationFlowSpecSchema>;
+
+export const integrationFlowStatusSchema = z
+  .object({
+    ...statusBase,
+    stream: z.string().optional().describe('Name of the flow JetStream stream.'),
+    consumer: z.string().optional().describe('Name of the durable consumer the workers share.'),
+    deadLetterSubject: z.string().optional().describe('Subject of the dead-letter stream.'),
+    configHash: z.string().optional().describe('Hash of the WorkerConfig the workers run.'),
+    mappingGeneration: z.number().int().optional().describe('Generation of the CanonicalMapping in use.'),
+    replicas: z.number().int().optional().describe('Worker replicas desired.'),
+  })
+  .describe('Observed state of an IntegrationFlow, written by the operator.');
+
+export const integrationFlowSchema = z
+  .object({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal('IntegrationFlow'),
+    metadata: objectMetaSchema,
+    spec: integrationFlowSpecSchema,
+    status: integrationFlowStatusSchema.optional(),
+  })
+  .describe('IntegrationFlow');
+export type IntegrationFlow = z.output<typeof integrationFlowSchema>;

@@ -1,0 +1,235 @@
+// Offline validation of Tally resources: each document against its schema, then the references
+// between the given resources. Pure: callers read the files.
+import type { z } from 'zod';
+import { API_VERSION, GROUP } from './common.ts';
+import { type ResourceDefinition, resourceByKind } from './resources.ts';
+
+export interface SourceDocument {
+  file: string;
+  /** 1-based position of the document in its file. */
+  index: number;
+  doc: unknown;
+}
+
+export interface Problem {
+  file: string;
+  document: number;
+  kind: string;
+  name: string;
+  namespace?: string;
+  /** Field path such as spec.sinks[0].http.url; empty for the whole resource. */
+  path: string;
+  message: string;
+}
+
+export interface ValidatedResource {
+  file: string;
+  document: number;
+  kind: string;
+  name: string;
+  namespace?: string;
+  valid: boolean;
+}
+
+export interface ValidationReport {
+  valid: boolean;
+  resources: ValidatedResource[];
+  /** Documents that are not tally.dev resources (Secrets, ConfigMaps, ...): not checked. */
+  skipped: { file: string; document: number; apiVersion: string; kind: string; name: string }[];
+  problems: Problem[];
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out ? `.${String(p)}` : String(p);
+  }
+  return out;
+}
+
+/** Turn a zod issue into "what is wrong and what is expected". */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return issue.input === undefined
+        ? `is required (expected ${issue.expected})`
+        : `has the wrong type: expected ${issue.expected}, got ${typeOf(issue.input)}`;
+    case 'unrecognized_keys':
+      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove ${issue.keys.length > 1 ? 'them' : 'it'} or check the spelling (kubectl explain shows the fields)`;
+    case 'invalid_value':
+      return `is ${JSON.stringify(issue.input)}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'too_small':
+      return issue.origin === 'array'
+        ? `needs at least ${issue.minimum} item(s)`
+        : issue.origin === 'string'
+          ? `must be at least ${issue.minimum} character(s) long`
+          : `must be at least ${issue.minimum}`;
+    case 'too_big':
+      return issue.origin === 'array'
+        ? `allows at most ${issue.maximum} item(s)`
+        : issue.origin === 'string'
+          ? `must be at most ${issue.maximum} characters long`
+          : `must be at most ${issue.maximum}`;
+    case 'invalid_union':
+      return 'does not match any allowed shape';
+    default:
+      return issue.message;
+  }
+}
+
+function typeOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v;
+}
+
+function metaOf(doc: unknown): { apiVersion: string; kind: string; name: string; namespace?: string } {
+  const d = (doc ?? {}) as Record<string, unknown>;
+  const md = (d.metadata ?? {}) as Record<string, unknown>;
+  return {
+    apiVersion: typeof d.apiVersion === 'string' ? d.apiVersion : '',
+    kind: typeof d.kind === 'string' ? d.kind : '',
+    name: typeof md.name === 'string' ? md.name : '',
+    ...(typeof md.namespace === 'string' ? { namespace: md.namespace } : {}),
+  };
+}
+
+interface Parsed {
+  src: SourceDocument;
+  def: ResourceDefinition;
+  meta: ReturnType<typeof metaOf>;
+  value: Record<string, unknown> | undefined;
+}
+
+export function validateDocuments(docs: SourceDocument[], defaultNamespace = 'default'): ValidationReport {
+  const report: ValidationReport = { valid: true, resources: [], skipped: [], problems: [] };
+  const parsed: Parsed[] = [];
+  const problem = (
+    p: Parsed | { src: SourceDocument; meta: ReturnType<typeof metaOf> },
+    path: string,
+    message: string,
+  ) =>
+    report.problems.push({
+      file: p.src.file,
+      document: p.src.index,
+      kind: p.meta.kind || '(no kind)',
+      name: p.meta.name || '(no name)',
+      ...(p.meta.namespace ? { namespace: p.meta.namespace } : {}),
+      path,
+      message,
+    });
+
+  for (const src of docs) {
+    if (src.doc === null || src.doc === undefined) continue; // empty YAML document
+    const meta = metaOf(src.doc);
+    if (typeof src.doc !== 'object' || Array.isArray(src.doc)) {
+      problem(
+        { src, meta },
+        '',
+        'is not a Kubernetes object: expected a mapping with apiVersion, kind and metadata',
+      );
+      continue;
+    }
+    const group = meta.apiVersion.split('/')[0];
+    if (group !== GROUP) {
+      report.skipped.push({ file: src.file, document: src.index, ...meta });
+      continue;
+    }
+    const def = resourceByKind(meta.kind);
+    if (!def) {
+      problem(
+        { src, meta },
+        'kind',
+        `unknown kind "${meta.kind}": expected IntegrationFlow, CanonicalMapping or ReconciliationPolicy`,
+      );
+      continue;
+    }
+    const before = report.problems.length;
+    if (meta.apiVersion !== API_VERSION) {
+      problem({ src, meta }, 'apiVersion', `is "${meta.apiVersion}": expected "${API_VERSION}"`);
+    }
+    const result = def.object.safeParse(src.doc, { reportInput: true });
+    const entry: Parsed = { src, def, meta, value: undefined };
+    if (result.success) {
+      entry.value = result.data as Record<string, unknown>;
+    } else {
+      for (const issue of result.error.issues) {
+        if (issue.path[0] === 'apiVersion') continue; // reported above, more precisely
+        problem(entry, formatPath(issue.path), describeIssue(issue));
+      }
+    }
+    if (meta.name.length > def.maxNameLength) {
+      problem(
+        entry,
+        'metadata.name',
+        `is ${meta.name.length} characters long: ${def.kind} names must be at most ${def.maxNameLength}`,
+      );
+    }
+    parsed.push(entry);
+    report.resources.push({
+      file: src.file,
+      document: src.index,
+      kind: meta.kind,
+      name: meta.name,
+      ...(meta.namespace ? { namespace: meta.namespace } : {}),
+      valid: report.problems.length === before,
+    });
+  }
+
+  checkDuplicates(parsed, defaultNamespace, problem);
+  checkReferences(parsed, defaultNamespace, problem);
+
+  const invalid = new Set(report.problems.map((p) => `${p.file}#${p.document}`));
+  for (const r of report.resources) r.valid = !invalid.has(`${r.file}#${r.document}`);
+  report.valid = report.problems.length === 0;
+  return report;
+}
+
+type ProblemFn = (p: Parsed, path: string, message: string) => void;
+
+function checkDuplicates(parsed: Parsed[], ns: string, problem: ProblemFn): void {
+  const seen = new Map<string, Parsed>();
+  for (const p of parsed) {
+    const key = `${p.meta.kind}/${p.meta.namespace ?? ns}/${p.meta.name}`;
+    const first = seen.get(key);
+    if (first) {
+      problem(
+        p,
+        'metadata.name',
+        `duplicates ${p.meta.kind} "${p.meta.name}" defined in ${first.src.file} (document ${first.src.index})`,
+      );
+    } else {
+      seen.set(key, p);
+    }
+  }
+}
+
+function checkReferences(parsed: Parsed[], ns: string, problem: ProblemFn): void {
+  const mappings = new Map<string, Parsed>();
+  for (const p of parsed) {
+    if (p.meta.kind === 'CanonicalMapping') mappings.set(`${p.meta.namespace ?? ns}/${p.meta.name}`, p);
+  }
+  for (const p of parsed) {
+    if (p.meta.kind !== 'IntegrationFlow' || !p.value) continue;
+    const spec = p.value.spec as { mappingRef: { name: string }; entity: string };
+    const target = mappings.get(`${p.meta.namespace ?? ns}/${spec.mappingRef.name}`);
+    if (!target) {
+      const known = [...mappings.values()].map((m) => m.meta.name);
+      problem(
+        p,
+        'spec.mappingRef.name',
+        `refers to CanonicalMapping "${spec.mappingRef.name}", which is not among the given files: expected one of ${known.length ? known.map((k) => `"${k}"`).join(', ') : '(no CanonicalMapping given)'}`,
+      );
+      continue;
+    }
+    const entity = (target.value?.spec as { entity?: string } | undefined)?.entity;
+    if (entity && entity !== spec.entity) {
+      problem(
+        p,
+        'spec.entity',
+        `is ${spec.entity} but CanonicalMapping "${target.meta.name}" produces ${entity}: they must agree`,
+      );
+    }
+  }
+}

@@ -1,0 +1,51 @@
+// Reads YAML/JSON files and folders into documents, keeping file and position for messages.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import * as yaml from 'js-yaml';
+import type { SourceDocument } from '../api/validate.ts';
+import { UsageError } from './errors.ts';
+
+const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+
+/** Expand files and folders (recursively) into a sorted list of YAML/JSON files. */
+export async function expandPaths(paths: string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const p of paths) {
+    const info = await stat(p).catch((cause: unknown) => {
+      throw new UsageError(`cannot read ${p}: no such file or directory`, { cause });
+    });
+    if (info.isDirectory()) {
+      const entries = await readdir(p, { recursive: true });
+      for (const e of entries.sort()) {
+        if (EXTENSIONS.has(extname(e))) files.push(join(p, e));
+      }
+    } else {
+      files.push(p);
+    }
+  }
+  return files;
+}
+
+export interface LoadResult {
+  documents: SourceDocument[];
+  /** Files that are not valid YAML: file and the parser's message with line and column. */
+  parseErrors: { file: string; message: string }[];
+}
+
+export async function loadDocuments(files: string[]): Promise<LoadResult> {
+  const out: LoadResult = { documents: [], parseErrors: [] };
+  for (const file of files) {
+    const text = await readFile(file, 'utf8');
+    try {
+      const docs = yaml.loadAll(text, null, { filename: file });
+      docs.forEach((doc, i) => {
+        out.documents.push({ file, index: i + 1, doc });
+      });
+    } catch (err) {
+      const e = err as { reason?: string; mark?: { line: number; column: number } };
+      const where = e.mark ? ` (line ${e.mark.line + 1}, column ${e.mark.column + 1})` : '';
+      out.parseErrors.push({ file, message: `is not valid YAML${where}: ${e.reason ?? String(err)}` });
+    }
+  }
+  return out;
+}
