@@ -62,8 +62,8 @@ export function buildCrd(def: ResourceDefinition): JsonSchema {
   if (def.maxNameLength < 253) {
     root['x-kubernetes-validations'] = [
       {
-        rule: `size(self.metadata.name) <= ${def.maxNameLength}`,
-        message: `metadata.name must be at most ${def.maxNameLength} characters (it is embedded in the names of worker Deployments and JetStream streams)`,
+        rule: `size(self.metadata.name) <= ${def.maxNameLength} && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')`,
+        message: `metadata.name must be a DNS label of at most ${def.maxNameLength} characters: lowercase letters, digits and '-' (it is embedded in the names of worker Deployments, JetStream streams and NATS subjects)`,
       },
     ];
   }

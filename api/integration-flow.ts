@@ -300,7 +300,7 @@ export const deliverySchema = withRules(
     .describe('Retries, backoff, dead-lettering and ordering.'),
   [
     {
-      cel: 'duration(self.initialBackoff) <= duration(self.maxBackoff)',
+      cel: '!has(self.initialBackoff) || !has(self.maxBackoff) || duration(self.initialBackoff) <= duration(self.maxBackoff)',
       message: 'initialBackoff must not be longer than maxBackoff',
       field: 'initialBackoff',
       check: (d) => durationMs(d.initialBackoff) <= durationMs(d.maxBackoff),

@@ -4,6 +4,8 @@ import type { z } from 'zod';
 import { API_VERSION, GROUP } from './common.ts';
 import { type ResourceDefinition, resourceByKind } from './resources.ts';
 
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
 export interface SourceDocument {
   file: string;
   /** 1-based position of the document in its file. */
@@ -159,11 +161,11 @@ export function validateDocuments(docs: SourceDocument[], defaultNamespace = 'de
         problem(entry, formatPath(issue.path), describeIssue(issue));
       }
     }
-    if (meta.name.length > def.maxNameLength) {
+    if (def.maxNameLength < 253 && (meta.name.length > def.maxNameLength || !DNS_LABEL.test(meta.name))) {
       problem(
         entry,
         'metadata.name',
-        `is ${meta.name.length} characters long: ${def.kind} names must be at most ${def.maxNameLength}`,
+        `is "${meta.name}" (${meta.name.length} characters): ${def.kind} names must be DNS labels of at most ${def.maxNameLength} characters (lowercase letters, digits and '-')`,
       );
     }
     parsed.push(entry);

@@ -5,8 +5,8 @@ const USAGE = `Usage: tally <command> [options]
 
 Commands:
   validate   check resources offline (schemas and references)       tally validate -f DIR
-  operator   run the Kubernetes operator                               (walking-skeleton issue)
-  runtime    run a worker from a WorkerConfig file                     (walking-skeleton issue)
+  operator   run the Kubernetes operator                               tally operator --nats-url URL --image IMG
+  runtime    run a flow worker from a WorkerConfig file                tally runtime --config FILE
   run        run flows standalone without Kubernetes                   (walking-skeleton issue)
   demo       local demo: nats-server, the example flow, simulated traffic
 
@@ -17,6 +17,8 @@ type Command = (argv: string[]) => Promise<number>;
 const commands: Record<string, () => Promise<Command>> = {
   validate: async () => (await import('./validate.ts')).validateCommand,
   demo: async () => (await import('./demo.ts')).demoCommand,
+  operator: async () => (await import('./operator.ts')).operatorCommand,
+  runtime: async () => (await import('./runtime.ts')).runtimeCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,74 @@
+// What every reconciler gets: clients, caches, clock, and the shared status writer.
+import type { JetStreamManager } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+import type { Condition } from '../../api/common.ts';
+import type { EventRecorder } from '../events.ts';
+import type { KubeClient } from '../kube/client.ts';
+import type { Informer } from '../kube/informer.ts';
+import type { KubeObject, ResourceType } from '../kube/resources.ts';
+import type { RenderOptions } from '../render/flow-objects.ts';
+import { conditionsFor, type Outcome, sameStatus } from '../status/conditions.ts';
+
+export interface TallyObject extends KubeObject {
+  spec: Record<string, unknown>;
+  status?: { conditions?: Condition[]; observedGeneration?: number; [k: string]: unknown };
+}
+
+export interface ReconcileContext {
+  client: KubeClient;
+  jsm: () => JetStreamManager;
+  flows: Informer<TallyObject>;
+  mappings: Informer<TallyObject>;
+  events: EventRecorder;
+  log: Logger;
+  now: () => Date;
+  render: RenderOptions;
+  /** NATS servers the workers connect to (may differ from the operator's own view). */
+  workerNatsServers: string[];
+}
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+/**
+ * Rebuilds status from this reconcile's outcome plus extra fields and writes it only when it
+ * changed. Emits an Event when Ready's status or reason changes, with the same reason string.
+ */
+export async function writeStatus(
+  ctx: ReconcileContext,
+  r: ResourceType,
+  obj: TallyObject,
+  outcome: Outcome,
+  fields: Record<string, unknown> = {},
+): Promise<void> {
+  const generation = obj.metadata.generation ?? 0;
+  const previous = obj.status?.conditions;
+  const status = {
+    ...fields,
+    observedGeneration: generation,
+    conditions: conditionsFor(outcome, generation, previous, ctx.now()),
+  };
+  const { conditions: _c, observedGeneration: _g, ...oldFields } = obj.status ?? {};
+  const sameConditions = sameStatus(
+    (previous ?? []).map(({ lastTransitionTime: _t, ...c }) => c),
+    status.conditions.map(({ lastTransitionTime: _t, ...c }) => c),
+  );
+  if (sameConditions && obj.status?.observedGeneration === generation && sameStatus(oldFields, fields))
+    return;
+  await ctx.client.apply(
+    r,
+    {
+      apiVersion: obj.apiVersion,
+      kind: obj.kind,
+      metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace! },
+      status,
+    },
+    { subresource: 'status' },
+  );
+  const oldReady = previous?.find((c) => c.type === 'Ready');
+  const ready = status.conditions[0]!;
+  if (!oldReady || oldReady.status !== ready.status || oldReady.reason !== ready.reason) {
+    await ctx.events.record(obj, outcome.ready ? 'Normal' : 'Warning', outcome.reason, outcome.message);
+  }
+}

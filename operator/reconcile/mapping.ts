@@ -1,0 +1,106 @@
+// CanonicalMapping reconcile: compile the expression, run its embedded test cases, report on
+// status. Flows using the mapping are requeued by the controller when it changes.
+import { canonicalMappingSpecSchema } from '../../api/canonical-mapping.ts';
+import {
+  compileMapping,
+  formatTestResults,
+  MappingError,
+  runTestCases,
+} from '../../runtime/mapping/index.ts';
+import type { MappingDefinition } from '../../runtime/mapping/types.ts';
+import { LookupNotFoundError } from '../errors.ts';
+import { CANONICAL_MAPPINGS } from '../kube/resources.ts';
+import type { Outcome } from '../status/conditions.ts';
+import { type ReconcileContext, type ReconcileResult, type TallyObject, writeStatus } from './context.ts';
+import { resolveLookups } from './lookups.ts';
+
+export const MAPPING_REASONS = {
+  testsPassed: 'TestsPassed',
+  testsFailed: 'TestsFailed',
+  compileFailed: 'CompileFailed',
+  invalidSpec: 'InvalidSpec',
+  lookupNotFound: 'LookupNotFound',
+} as const;
+
+export async function reconcileMapping(
+  ctx: ReconcileContext,
+  namespace: string,
+  name: string,
+): Promise<ReconcileResult> {
+  // 1. Read the world.
+  const mapping = ctx.mappings.get(namespace, name);
+  if (!mapping || mapping.metadata.deletionTimestamp) return {};
+  const parsed = canonicalMappingSpecSchema.safeParse(mapping.spec);
+  if (!parsed.success) {
+    await writeStatus(ctx, CANONICAL_MAPPINGS, mapping, {
+      ready: false,
+      stalled: true,
+      reason: MAPPING_REASONS.invalidSpec,
+      message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+    });
+    return {};
+  }
+  const spec = parsed.data;
+
+  // 2. Resolve lookup tables (ConfigMaps are not watched: re-check periodically while missing).
+  let lookups: MappingDefinition['lookups'];
+  try {
+    lookups = await resolveLookups(ctx.client, namespace, spec.lookups);
+  } catch (err) {
+    if (!(err instanceof LookupNotFoundError)) throw err;
+    await writeStatus(ctx, CANONICAL_MAPPINGS, mapping, {
+      ready: false,
+      progressing: true,
+      reason: MAPPING_REASONS.lookupNotFound,
+      message: err.message,
+    });
+    return { requeueAfterMs: 30_000 };
+  }
+
+  // 3. Compile and run the embedded tests.
+  const def: MappingDefinition = {
+    name: `${namespace}/${name}`,
+    generation: mapping.metadata.generation ?? 0,
+    entity: spec.entity,
+    expression: spec.expression,
+    businessKey: spec.businessKey,
+    lookups,
+    limits: spec.limits,
+  };
+  const outcome = await testOutcome(def, spec.tests);
+  await writeStatus(ctx, CANONICAL_MAPPINGS, mapping, outcome.outcome, {
+    testsPassed: outcome.passed,
+    testsFailed: outcome.failed,
+  });
+  return {};
+}
+
+async function testOutcome(
+  def: MappingDefinition,
+  tests: { name: string; input?: unknown; expected?: unknown; match: 'exact' | 'partial' }[],
+): Promise<{ outcome: Outcome; passed: number; failed: number }> {
+  try {
+    compileMapping(def);
+  } catch (err) {
+    if (!(err instanceof MappingError)) throw err;
+    return {
+      outcome: { ready: false, stalled: true, reason: MAPPING_REASONS.compileFailed, message: err.message },
+      passed: 0,
+      failed: tests.length,
+    };
+  }
+  const results = await runTestCases(
+    def,
+    tests.map((t) => ({ name: t.name, input: t.input, expected: t.expected, match: t.match })),
+  );
+  const failed = results.filter((r) => !r.passed).length;
+  const passed = results.length - failed;
+  const message = formatTestResults(def.name, results);
+  return failed === 0
+    ? { outcome: { ready: true, reason: MAPPING_REASONS.testsPassed, message }, passed, failed }
+    : {
+        outcome: { ready: false, stalled: true, reason: MAPPING_REASONS.testsFailed, message },
+        passed,
+        failed,
+      };
+}

@@ -1,0 +1,137 @@
+// Pure: IntegrationFlow + its resolved CanonicalMapping -> the WorkerConfig the worker runs, plus
+// the environment variables that carry secrets (as secretKeyRefs, never values).
+import type { CanonicalMappingSpec } from '../../api/canonical-mapping.ts';
+import { API_VERSION, durationMs } from '../../api/common.ts';
+import type { IntegrationFlowSpec } from '../../api/integration-flow.ts';
+import { parseWorkerConfig, type WorkerConfig } from '../../api/worker-config.ts';
+import { flowNames } from '../../runtime/nats/flow-resources.ts';
+import { WORKER_HTTP_PORT } from './labels.ts';
+
+export interface SecretEnvVar {
+  name: string;
+  valueFrom: { secretKeyRef: { name: string; key: string } };
+}
+
+export interface WorkerConfigInput {
+  namespace: string;
+  name: string;
+  spec: IntegrationFlowSpec;
+  mapping: { name: string; generation: number; spec: CanonicalMappingSpec };
+  /** Lookup tables by name, ConfigMap-backed ones already read. */
+  lookups: Record<string, { values: Record<string, string>; default?: string }>;
+  natsServers: string[];
+}
+
+type SecretRef = { name: string; key: string };
+
+type AuthSpec = {
+  type: 'bearer' | 'basic' | 'apiKey';
+  tokenSecretRef?: SecretRef;
+  usernameSecretRef?: SecretRef;
+  passwordSecretRef?: SecretRef;
+  header?: string;
+};
+
+export function renderWorkerConfig(input: WorkerConfigInput): { config: WorkerConfig; env: SecretEnvVar[] } {
+  const env: SecretEnvVar[] = [];
+  const secret = (envName: string, ref: SecretRef) => {
+    env.push({ name: envName, valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } });
+    return { env: envName };
+  };
+  const auth = (prefix: string, a: AuthSpec | undefined) =>
+    a && {
+      type: a.type,
+      ...(a.tokenSecretRef ? { token: secret(`${prefix}_TOKEN`, a.tokenSecretRef) } : {}),
+      ...(a.usernameSecretRef ? { username: secret(`${prefix}_USERNAME`, a.usernameSecretRef) } : {}),
+      ...(a.passwordSecretRef ? { password: secret(`${prefix}_PASSWORD`, a.passwordSecretRef) } : {}),
+      ...(a.header ? { header: a.header } : {}),
+    };
+
+  const { spec } = input;
+  const names = flowNames(input);
+  const src = spec.source;
+  let source: WorkerConfig['source'];
+  if (src.type === 'webhook' && src.webhook) {
+    const sig = src.webhook.signature;
+    source = {
+      type: 'webhook',
+      path: src.webhook.path,
+      maxBodyBytes: src.webhook.maxBodyBytes,
+      signature: {
+        scheme: sig.scheme,
+        header:
+          sig.header ?? (sig.scheme === 'shopify-hmac-sha256' ? 'X-Shopify-Hmac-Sha256' : 'X-Signature'),
+        ...(sig.secretKeyRef ? { secret: secret('TALLY_WEBHOOK_SECRET', sig.secretKeyRef) } : {}),
+        ...(sig.timestampHeader ? { timestampHeader: sig.timestampHeader } : {}),
+        toleranceMs: durationMs(sig.tolerance),
+      },
+    };
+  } else if (src.type === 'httpPoll' && src.httpPoll) {
+    const { auth: pollAuth, ...poll } = src.httpPoll;
+    const a = auth('TALLY_SOURCE', pollAuth);
+    source = { type: 'httpPoll', poll, ...(a ? { auth: a } : {}) };
+  } else if (src.type === 'nats' && src.nats) {
+    source = { type: 'nats', subject: src.nats.subject };
+  } else {
+    source = { type: 'batch', format: src.batch?.format ?? 'jsonl' };
+  }
+
+  const sinks: WorkerConfig['sinks'] = spec.sinks.map((s, i) => {
+    if (s.type === 'http' && s.http) {
+      const h = s.http;
+      const a = auth(`TALLY_SINK_${i}`, h.auth);
+      return {
+        name: s.name,
+        type: 'http' as const,
+        url: h.url,
+        method: h.method,
+        headers: h.headers ?? {},
+        ...(a ? { auth: a } : {}),
+        idempotencyKeyHeader: h.idempotencyKeyHeader,
+        timeoutMs: durationMs(h.timeout),
+        maxInFlight: h.maxInFlight,
+        ...(h.rateLimit
+          ? {
+              rateLimit: {
+                requestsPerSecond: h.rateLimit.requestsPerSecond,
+                burst: h.rateLimit.burst ?? h.rateLimit.requestsPerSecond,
+              },
+            }
+          : {}),
+      };
+    }
+    return { name: s.name, type: 'nats' as const, subject: s.nats?.subject ?? '' };
+  });
+
+  const m = input.mapping;
+  const config = parseWorkerConfig({
+    apiVersion: API_VERSION,
+    kind: 'WorkerConfig',
+    role: 'flow',
+    flow: { namespace: input.namespace, name: input.name, channel: spec.channel, entity: spec.entity },
+    nats: {
+      servers: input.natsServers,
+      stream: names.stream,
+      ingestSubject: names.ingestSubject(0),
+      consumer: names.consumer,
+      deadLetterSubject: names.deadLetterSubject,
+      deadLetterStream: names.deadLetterStream,
+      stateBucket: names.stateBucket,
+    },
+    source,
+    mapping: {
+      name: `${input.namespace}/${m.name}`,
+      generation: m.generation,
+      entity: m.spec.entity,
+      expression: m.spec.expression,
+      businessKey: m.spec.businessKey,
+      lookups: input.lookups,
+      limits: m.spec.limits,
+    },
+    sinks,
+    delivery: spec.delivery,
+    stream: spec.stream,
+    http: { port: WORKER_HTTP_PORT },
+  });
+  return { config, env };
+}
