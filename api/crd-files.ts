@@ -3,6 +3,9 @@ import * as yaml from 'js-yaml';
 import { buildCrd } from './crd.ts';
 import { RESOURCES } from './resources.ts';
 
+/** Where the generated CRDs are committed (repo-relative). */
+export const CRD_DIRS = ['crds', 'charts/tally/crds'] as const;
+
 const HEADER = '# Generated from api/ by `npm run gen:crds`. Do not edit.\n';
 
 export function renderCrdFiles(): Record<string, string> {

@@ -2,11 +2,14 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { renderCrdFiles } from '../api/crd-files.ts';
+import { CRD_DIRS, renderCrdFiles } from '../api/crd-files.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-await mkdir(join(root, 'crds'), { recursive: true });
-for (const [file, text] of Object.entries(renderCrdFiles())) {
-  await writeFile(join(root, 'crds', file), text);
-  console.log(`wrote crds/${file}`);
+// The chart carries the same CRDs in its crds/ folder, where helm installs them from.
+for (const dir of CRD_DIRS) {
+  await mkdir(join(root, dir), { recursive: true });
+  for (const [file, text] of Object.entries(renderCrdFiles())) {
+    await writeFile(join(root, dir, file), text);
+    console.log(`wrote ${dir}/${file}`);
+  }
 }

@@ -7,7 +7,7 @@ Commands:
   validate   check resources offline (schemas and references)       tally validate -f DIR
   operator   run the Kubernetes operator                               tally operator --nats-url URL --image IMG
   runtime    run a flow worker from a WorkerConfig file                tally runtime --config FILE
-  run        run flows standalone without Kubernetes                   (walking-skeleton issue)
+  run        run flows standalone without Kubernetes                   tally run -f DIR --nats-url URL
   demo       local demo: nats-server, the example flow, simulated traffic
 
 Run "tally <command> --help" for the options of a command.`;
@@ -19,6 +19,7 @@ const commands: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo.ts')).demoCommand,
   operator: async () => (await import('./operator.ts')).operatorCommand,
   runtime: async () => (await import('./runtime.ts')).runtimeCommand,
+  run: async () => (await import('./run.ts')).runCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -13,6 +13,8 @@ declare module 'vitest' {
     userKubeconfig: string;
     /** https://127.0.0.1:<port> */
     apiServerUrl: string;
+    /** Kubeconfig of user `tally-operator` (no grants until a test binds the chart's ClusterRole). */
+    operatorKubeconfig: string;
   }
 }
 
@@ -39,5 +41,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('adminKubeconfig', cp.adminKubeconfig);
   project.provide('userKubeconfig', cp.userKubeconfig);
   project.provide('apiServerUrl', cp.url);
+  project.provide('operatorKubeconfig', await cp.addUser('tally-operator'));
   return () => cp.stop();
 }

@@ -1,0 +1,143 @@
+// Standalone mode: the flows in a folder of YAML run as in-process workers without Kubernetes.
+// The same pieces as the operator build the same WorkerConfig (render/worker-config.ts), create
+// the same JetStream resources (nats/provisioner.ts) and run the same worker (runtime/flow).
+import { canonicalMappingSpecSchema } from '../api/canonical-mapping.ts';
+import { type IntegrationFlowSpec, integrationFlowSpecSchema } from '../api/integration-flow.ts';
+import { validateDocuments } from '../api/validate.ts';
+import { connectNats, ensureFlowNats } from '../operator/nats/provisioner.ts';
+import type { ResolvedLookups } from '../operator/reconcile/lookups.ts';
+import { tableFromConfigMap } from '../operator/reconcile/lookups.ts';
+import { renderWorkerConfig } from '../operator/render/worker-config.ts';
+import { type FlowWorkerHandle, runFlowWorker } from '../runtime/flow/worker.ts';
+import { formatTestResults, runTestCases } from '../runtime/mapping/index.ts';
+import { InputError } from './errors.ts';
+import { expandPaths, loadDocuments } from './load-documents.ts';
+import { formatText } from './validate.ts';
+
+export interface StandaloneOptions {
+  paths: string[];
+  natsServers: string[];
+  /** First worker HTTP port; each further flow takes the next one. 0 = free ports. */
+  port?: number;
+  host?: string;
+  /** Change a flow before it runs (the demo points the ERP sink at its simulator). */
+  override?: (name: string, spec: IntegrationFlowSpec) => void;
+  namespace?: string;
+}
+
+export interface StandaloneFlow {
+  name: string;
+  spec: IntegrationFlowSpec;
+  worker: FlowWorkerHandle;
+  stream: string;
+  deadLetterStream: string;
+}
+
+type Doc = {
+  kind?: string;
+  metadata?: { name?: string };
+  spec?: unknown;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+};
+
+export async function startStandalone(
+  opts: StandaloneOptions,
+): Promise<{ flows: StandaloneFlow[]; stop(): Promise<void> }> {
+  const namespace = opts.namespace ?? 'default';
+  const { documents, parseErrors } = await loadDocuments(await expandPaths(opts.paths));
+  if (parseErrors.length) throw new InputError(parseErrors.map((e) => `${e.file}: ${e.message}`).join('\n'));
+  const report = validateDocuments(documents);
+  if (!report.valid) throw new InputError(`the resources are invalid:\n${formatText(report)}`);
+
+  const docs = documents.map((d) => d.doc as Doc).filter(Boolean);
+  const byKind = (kind: string) => docs.filter((d) => d.kind === kind);
+  const secrets = new Map(
+    byKind('Secret').map((s) => [
+      s.metadata?.name ?? '',
+      { ...decodeData(s.data), ...(s.stringData ?? {}) } as Record<string, string>,
+    ]),
+  );
+  const configMaps = new Map(byKind('ConfigMap').map((c) => [c.metadata?.name ?? '', c.data ?? {}]));
+  const mappings = new Map(byKind('CanonicalMapping').map((m) => [m.metadata?.name ?? '', m]));
+  const flows = byKind('IntegrationFlow');
+  if (flows.length === 0) throw new InputError(`no IntegrationFlow in ${opts.paths.join(', ')}`);
+
+  const { nc, jsm } = await connectNats(opts.natsServers, 'tally-run');
+  const started: StandaloneFlow[] = [];
+  try {
+    for (const [i, flow] of flows.entries()) {
+      const name = flow.metadata!.name!;
+      // Validated above; parsing again applies the defaults, as the apiserver would.
+      const spec = integrationFlowSpecSchema.parse(flow.spec);
+      opts.override?.(name, spec);
+      const mappingDoc = mappings.get(spec.mappingRef.name)!;
+      const mappingSpec = canonicalMappingSpecSchema.parse(mappingDoc.spec);
+      const lookups: ResolvedLookups = {};
+      for (const t of mappingSpec.lookups) {
+        const values =
+          t.inline ??
+          tableFromConfigMap(
+            configMaps.get(t.configMapRef!.name) ?? {},
+            t.configMapRef!.key,
+            t.configMapRef!.name,
+            t.name,
+          );
+        lookups[t.name] = { values, ...(t.default !== undefined ? { default: t.default } : {}) };
+      }
+      const { config, env } = renderWorkerConfig({
+        namespace,
+        name,
+        spec,
+        mapping: { name: spec.mappingRef.name, generation: 1, spec: mappingSpec },
+        lookups,
+        natsServers: opts.natsServers,
+      });
+      // As the operator does: a mapping whose embedded tests fail does not run.
+      const results = await runTestCases(config.mapping, mappingSpec.tests);
+      if (results.some((r) => !r.passed)) {
+        throw new InputError(
+          `mapping ${spec.mappingRef.name}: ${formatTestResults(config.mapping.name, results)}`,
+        );
+      }
+      const secretEnv: Record<string, string> = {};
+      for (const e of env) {
+        const ref = e.valueFrom.secretKeyRef;
+        const value = secrets.get(ref.name)?.[ref.key] ?? process.env[e.name];
+        if (value === undefined) {
+          throw new InputError(
+            `flow ${name} needs Secret ${ref.name} key ${ref.key}: add the Secret to the folder or set ${e.name}`,
+          );
+        }
+        secretEnv[e.name] = value;
+      }
+      const nats = await ensureFlowNats(jsm, { namespace, name }, spec);
+      const worker = await runFlowWorker(config, {
+        env: {
+          ...process.env,
+          ...secretEnv,
+          TALLY_HTTP_HOST: opts.host ?? '127.0.0.1',
+          TALLY_HTTP_PORT: String(opts.port ? opts.port + i : 0),
+        },
+      });
+      started.push({ name, spec, worker, stream: nats.stream, deadLetterStream: nats.deadLetterStream });
+    }
+  } catch (err) {
+    for (const f of started) await f.worker.stop();
+    await nc.close();
+    throw err;
+  }
+  return {
+    flows: started,
+    async stop() {
+      for (const f of started) await f.worker.stop();
+      await nc.drain().catch(() => undefined);
+    },
+  };
+}
+
+function decodeData(data: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+  );
+}

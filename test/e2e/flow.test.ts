@@ -1,0 +1,323 @@
+// The first flow end to end: kubectl apply -> operator -> rendered Deployment -> worker processes
+// (started by the process agent from exactly that pod template) -> NATS JetStream -> ERP HTTP peer.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import * as yaml from 'js-yaml';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type ErpPeer, startErpPeer } from '../../cli/demo/erp-simulator.ts';
+import { shopifyHeaders, shopifyOrder } from '../../cli/demo/shopify-traffic.ts';
+import { flowNames } from '../../runtime/nats/flow-resources.ts';
+import { runKubectl } from '../harness/kubectl.ts';
+import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
+import { waitUntil } from '../harness/process.ts';
+import { repoPath } from '../harness/tools.ts';
+import { helmTemplate } from './support/helm.ts';
+import { type OperatorProcess, startOperatorProcess } from './support/operator-process.ts';
+import { type RunningPod, readDeployment, runPod } from './support/process-agent.ts';
+
+const kubeconfig = inject('adminKubeconfig');
+const operatorKubeconfig = inject('operatorKubeconfig');
+const admin = { kubeconfig };
+const ns = `flow-${randomBytes(3).toString('hex')}`;
+const SECRET = 'demo-shopify-signing-secret';
+const WEBHOOK = '/webhooks/shopify/orders';
+const names = flowNames({ namespace: ns, name: 'shopify-orders' });
+
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let operator: OperatorProcess;
+let erp: ErpPeer;
+let pods: RunningPod[] = [];
+
+async function kubectl(...args: string[]) {
+  const r = await runKubectl(args, admin);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function exampleFlowYaml(erpUrl: string): string {
+  const flow = yaml.load(readFileSync(repoPath('examples/shopify-orders/flow.yaml'), 'utf8')) as {
+    spec: { sinks: { name: string; http?: { url: string } }[] };
+  };
+  flow.spec.sinks[0]!.http!.url = `${erpUrl}/api/sales-orders`;
+  return yaml.dump(flow);
+}
+
+async function post(pod: RunningPod, body: string, headers: Record<string, string>) {
+  return fetch(`${pod.url}${WEBHOOK}`, { method: 'POST', body, headers });
+}
+
+async function metricSum(name: string, labels: Record<string, string> = {}): Promise<number> {
+  let total = 0;
+  for (const pod of pods) {
+    const text = await (await fetch(`${pod.url}/metrics`)).text();
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+      if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
+        total += Number(line.split(' ').pop());
+    }
+  }
+  return total;
+}
+
+async function streamMessages(stream: string): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  return (await jsm.streams.info(stream)).state.messages;
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  nc = await connect({ servers: nats.url });
+  erp = await startErpPeer();
+  await kubectl('create', 'namespace', ns);
+  // The operator runs with exactly the chart's RBAC: its ClusterRole, bound to its user.
+  const rbac = await helmTemplate('templates/rbac.yaml');
+  const role = rbac.find((d) => d.kind === 'ClusterRole')!;
+  const binding = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: `tally-operator-e2e-${ns}` },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role.metadata.name },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'tally-operator' }],
+  };
+  const applied = await runKubectl(['apply', '-f', '-'], {
+    ...admin,
+    input: [role, binding].map((d) => yaml.dump(d)).join('---\n'),
+  });
+  expect(applied.code, applied.stderr).toBe(0);
+  operator = await startOperatorProcess(operatorKubeconfig, nats.url);
+});
+
+afterAll(async () => {
+  for (const p of pods) await p.stop();
+  await operator?.stop();
+  await nc?.close();
+  await erp?.close();
+  await nats?.stop();
+});
+
+describe('Shopify order webhook -> ERP, end to end', () => {
+  it('becomes Ready after kubectl apply, with its owned objects rendered', async () => {
+    await kubectl('apply', '-n', ns, '-f', repoPath('examples/shopify-orders/secret.yaml'));
+    await kubectl('apply', '-n', ns, '-f', repoPath('examples/shopify-orders/mapping.yaml'));
+    const r = await runKubectl(['apply', '-n', ns, '-f', '-'], { ...admin, input: exampleFlowYaml(erp.url) });
+    expect(r.code, r.stderr).toBe(0);
+
+    const waited = await runKubectl(
+      ['wait', '-n', ns, '--for=condition=Ready', 'integrationflow/shopify-orders', '--timeout=60s'],
+      admin,
+    );
+    expect(waited.code, `${waited.stderr}\n${operator.child.logTail(30)}`).toBe(0);
+    expect(
+      await kubectl(
+        'get',
+        'canonicalmapping',
+        'shopify-order',
+        '-n',
+        ns,
+        '-o',
+        'jsonpath={.status.testsPassed}',
+      ),
+    ).toBe('2');
+
+    const dep = await readDeployment(kubeconfig, ns, 'tally-flow-shopify-orders');
+    const container = dep.spec.template.spec.containers[0]!;
+    expect(container.image).toBe('ghcr.io/tally-dev/tally:e2e');
+    expect(container.args).toEqual(['runtime', '--config', '/etc/tally/worker.json']);
+    expect(dep.spec.replicas).toBe(2);
+    expect(dep.spec.template.metadata.annotations?.['tally.dev/config-hash']).toMatch(/^[0-9a-f]{16}$/);
+    expect(
+      await kubectl(
+        'get',
+        'service',
+        'tally-flow-shopify-orders',
+        '-n',
+        ns,
+        '-o',
+        'jsonpath={.spec.ports[0].port}',
+      ),
+    ).toBe('80');
+    const owner = await kubectl(
+      'get',
+      'configmap',
+      'tally-flow-shopify-orders',
+      '-n',
+      ns,
+      '-o',
+      'jsonpath={.metadata.ownerReferences[0].kind}',
+    );
+    expect(owner).toBe('IntegrationFlow');
+    const events = await kubectl(
+      'get',
+      'events.events.k8s.io',
+      '-n',
+      ns,
+      '-o',
+      'jsonpath={.items[*].reason}',
+    );
+    expect(events).toContain('Reconciled');
+  });
+
+  it('runs two workers from the rendered pod template that deliver each order exactly once', async () => {
+    pods = [
+      await runPod(kubeconfig, ns, 'tally-flow-shopify-orders', 0),
+      await runPod(kubeconfig, ns, 'tally-flow-shopify-orders', 1),
+    ];
+    const sub = nc.subscribe('tally.canonical.order.shopify-us');
+    const onNats: string[] = [];
+    void (async () => {
+      for await (const m of sub) onNats.push((m.json() as { subject: string }).subject);
+    })();
+
+    const N = 20;
+    for (let n = 0; n < N; n++) {
+      const body = JSON.stringify(shopifyOrder({ n }));
+      const res = await post(pods[n % 2]!, body, shopifyHeaders(body, SECRET, `wh-${n}`));
+      expect(res.status).toBe(202);
+    }
+    // Shopify retries a delivery it thinks failed: same webhook id, other worker -> deduped.
+    const again = JSON.stringify(shopifyOrder({ n: 3 }));
+    expect((await post(pods[0]!, again, shopifyHeaders(again, SECRET, 'wh-3'))).status).toBe(202);
+
+    await waitUntil('ERP received all orders', () => erp.applied.size >= N, { timeoutMs: 30_000 });
+    await waitUntil('NATS sink received all orders', () => onNats.length >= N, { timeoutMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 500)); // a duplicate would arrive now
+    expect(erp.requests).toHaveLength(N);
+    expect(erp.applied.size).toBe(N);
+    const first = erp.requests[0]!;
+    expect(first.headers['content-type']).toContain('application/cloudevents+json');
+    expect(first.headers['idempotency-key']).toMatch(/^Order:shopify-5100000000000\d+:/);
+    expect((first.body as { type: string }).type).toBe('dev.tally.order.v1');
+    expect(new Set(onNats).size).toBe(N);
+    sub.unsubscribe();
+
+    expect(await metricSum('tally_flow_messages_delivered_total', { sink: 'erp-orders' })).toBe(N);
+    expect(await metricSum('tally_flow_messages_received_total')).toBe(N + 1);
+  });
+
+  it('rejects a bad signature with 401 and publishes nothing', async () => {
+    const before = await streamMessages(names.stream);
+    const body = JSON.stringify(shopifyOrder({ n: 99 }));
+    const res = await post(pods[0]!, body, shopifyHeaders(body, 'not-the-secret', 'wh-forged'));
+    expect(res.status).toBe(401);
+    expect(await streamMessages(names.stream)).toBe(before);
+  });
+
+  it('sends a payload that fails the mapping to the dead-letter stream', async () => {
+    const body = JSON.stringify({ id: 42, note: 'not an order' });
+    expect((await post(pods[1]!, body, shopifyHeaders(body, SECRET, 'wh-bad'))).status).toBe(202);
+    await waitUntil('dead letter', async () => (await streamMessages(names.deadLetterStream)) === 1, {
+      timeoutMs: 15_000,
+    });
+    const jsm = await jetstreamManager(nc);
+    const dead = await jsm.streams.getMessage(names.deadLetterStream, {
+      last_by_subj: names.deadLetterSubject,
+    });
+    expect(dead).not.toBeNull();
+    expect(dead!.header.get('Tally-Error-Reason')).toMatch(/validation|evaluation/);
+    expect(dead!.json()).toEqual({ id: 42, note: 'not an order' });
+    expect(erp.applied.size).toBe(20);
+  });
+
+  it('rolls the workers when the mapping changes: the config hash changes', async () => {
+    const dep = await readDeployment(kubeconfig, ns, 'tally-flow-shopify-orders');
+    const before = dep.spec.template.metadata.annotations!['tally.dev/config-hash'];
+    await kubectl(
+      'patch',
+      'canonicalmapping',
+      'shopify-order',
+      '-n',
+      ns,
+      '--type=json',
+      '-p',
+      JSON.stringify([{ op: 'add', path: '/spec/lookups/0/inline/voided', value: 'cancelled' }]),
+    );
+    await waitUntil(
+      'config hash change',
+      async () =>
+        (await readDeployment(kubeconfig, ns, 'tally-flow-shopify-orders')).spec.template.metadata
+          .annotations!['tally.dev/config-hash'] !== before,
+      { timeoutMs: 30_000 },
+    );
+  });
+
+  it('reports MappingNotFound and recovers by itself when the mapping appears', async () => {
+    const flow = exampleFlowYaml(erp.url)
+      .replace('name: shopify-orders', 'name: late-orders')
+      .replace('name: shopify-order\n', 'name: late-mapping\n');
+    await runKubectl(['apply', '-n', ns, '-f', '-'], { ...admin, input: flow });
+    await waitUntil(
+      'MappingNotFound',
+      async () =>
+        (await kubectl(
+          'get',
+          'iflow',
+          'late-orders',
+          '-n',
+          ns,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].reason}',
+        )) === 'MappingNotFound',
+    );
+    const mapping = readFileSync(repoPath('examples/shopify-orders/mapping.yaml'), 'utf8').replace(
+      'name: shopify-order\n',
+      'name: late-mapping\n',
+    );
+    await runKubectl(['apply', '-n', ns, '-f', '-'], { ...admin, input: mapping });
+    const waited = await runKubectl(
+      ['wait', '-n', ns, '--for=condition=Ready', 'iflow/late-orders', '--timeout=60s'],
+      admin,
+    );
+    expect(waited.code, waited.stderr).toBe(0);
+  });
+
+  it('reports a failing embedded test case on the mapping with a diff', async () => {
+    const mapping = readFileSync(repoPath('examples/shopify-orders/mapping.yaml'), 'utf8')
+      .replace('name: shopify-order\n', 'name: broken-mapping\n')
+      .replace(
+        'grandTotal: { amount: "9.50", currency: USD }',
+        'grandTotal: { amount: "9.51", currency: USD }',
+      );
+    await runKubectl(['apply', '-n', ns, '-f', '-'], { ...admin, input: mapping });
+    await waitUntil(
+      'TestsFailed',
+      async () =>
+        (await kubectl(
+          'get',
+          'cmap',
+          'broken-mapping',
+          '-n',
+          ns,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Ready")].reason}',
+        )) === 'TestsFailed',
+    );
+    const message = await kubectl(
+      'get',
+      'cmap',
+      'broken-mapping',
+      '-n',
+      ns,
+      '-o',
+      'jsonpath={.status.conditions[?(@.type=="Ready")].message}',
+    );
+    expect(message).toContain('cancelled-order-status');
+    expect(message).toContain('"9.51"');
+    expect(message).toContain('"9.50"');
+  });
+
+  it('removes the stream and the owned objects when the flow is deleted', async () => {
+    for (const p of pods) await p.stop();
+    pods = [];
+    await kubectl('delete', 'integrationflow', 'shopify-orders', '-n', ns, '--timeout=60s');
+    const jsm = await jetstreamManager(nc);
+    await expect(jsm.streams.info(names.stream)).rejects.toThrow(/stream not found/);
+    await expect(jsm.streams.info(names.deadLetterStream)).rejects.toThrow(/stream not found/);
+    for (const kind of ['deployment', 'configmap', 'service']) {
+      const r = await runKubectl(['get', kind, 'tally-flow-shopify-orders', '-n', ns], admin);
+      expect(r.stderr).toContain('NotFound');
+    }
+  });
+});
