@@ -1,6 +1,8 @@
 // Standalone mode: the flows in a folder of YAML run as in-process workers without Kubernetes.
 // The same pieces as the operator build the same WorkerConfig (render/worker-config.ts), create
 // the same JetStream resources (nats/provisioner.ts) and run the same worker (runtime/flow).
+
+import type { DestinationStream } from 'pino';
 import { canonicalMappingSpecSchema } from '../api/canonical-mapping.ts';
 import { type IntegrationFlowSpec, integrationFlowSpecSchema } from '../api/integration-flow.ts';
 import { validateDocuments } from '../api/validate.ts';
@@ -10,6 +12,7 @@ import { tableFromConfigMap } from '../operator/reconcile/lookups.ts';
 import { renderWorkerConfig } from '../operator/render/worker-config.ts';
 import { type FlowWorkerHandle, runFlowWorker } from '../runtime/flow/worker.ts';
 import { formatTestResults, runTestCases } from '../runtime/mapping/index.ts';
+import { createLogger } from '../runtime/telemetry/logger.ts';
 import { InputError } from './errors.ts';
 import { expandPaths, loadDocuments } from './load-documents.ts';
 import { formatText } from './validate.ts';
@@ -23,6 +26,8 @@ export interface StandaloneOptions {
   /** Change a flow before it runs (the demo points the ERP sink at its simulator). */
   override?: (name: string, spec: IntegrationFlowSpec) => void;
   namespace?: string;
+  /** Where worker logs go (JSON lines); default stdout. */
+  logDestination?: DestinationStream;
 }
 
 export interface StandaloneFlow {
@@ -112,7 +117,13 @@ export async function startStandalone(
         secretEnv[e.name] = value;
       }
       const nats = await ensureFlowNats(jsm, { namespace, name }, spec);
+      const logger = createLogger({
+        flow: `${namespace}/${name}`,
+        channel: spec.channel,
+        ...(opts.logDestination ? { destination: opts.logDestination } : {}),
+      });
       const worker = await runFlowWorker(config, {
+        logger,
         env: {
           ...process.env,
           ...secretEnv,

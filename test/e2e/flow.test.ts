@@ -188,7 +188,7 @@ describe('Shopify order webhook -> ERP, end to end', () => {
     expect(erp.applied.size).toBe(N);
     const first = erp.requests[0]!;
     expect(first.headers['content-type']).toContain('application/cloudevents+json');
-    expect(first.headers['idempotency-key']).toMatch(/^Order:shopify-5100000000000\d+:/);
+    expect(first.headers['idempotency-key']).toMatch(/^Order:shopify-510000000000\d+:\d+$/);
     expect((first.body as { type: string }).type).toBe('dev.tally.order.v1');
     expect(new Set(onNats).size).toBe(N);
     sub.unsubscribe();

@@ -75,12 +75,13 @@ export function cleanupNow(): void {
 }
 
 function onSignal(signal: NodeJS.Signals): void {
+  // Someone else handles the signal (the demo's graceful stop, a test runner): let them shut down
+  // in order; the 'exit' hook still cleans up whatever they leave.
+  if (process.listenerCount(signal) > 1) return;
   cleanupNow();
-  // A listener disables Node's default "die on signal"; if we are the only listener, restore that.
-  if (process.listenerCount(signal) === 1) {
-    uninstall();
-    process.kill(process.pid, signal);
-  }
+  // A listener disables Node's default "die on signal"; as the only listener, restore that.
+  uninstall();
+  process.kill(process.pid, signal);
 }
 
 function onFatal(): void {
