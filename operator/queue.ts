@@ -47,7 +47,10 @@ export class WorkQueue {
   /** Add after a delay; an earlier pending delayed add for the key wins. */
   addAfter(key: string, delayMs: number): void {
     if (this.#shutDown) return;
-    if (delayMs <= 0) return this.add(key);
+    if (delayMs <= 0) {
+      this.add(key);
+      return;
+    }
     const at = Date.now() + delayMs;
     const pending = this.#timers.get(key);
     if (pending && pending.at <= at) return;

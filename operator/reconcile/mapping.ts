@@ -11,7 +11,7 @@ import type { MappingDefinition } from '../../runtime/mapping/types.ts';
 import { LookupNotFoundError } from '../errors.ts';
 import { CANONICAL_MAPPINGS } from '../kube/resources.ts';
 import type { Outcome } from '../status/conditions.ts';
-import { type ReconcileContext, type ReconcileResult, type TallyObject, writeStatus } from './context.ts';
+import { type ReconcileContext, type ReconcileResult, writeStatus } from './context.ts';
 import { resolveLookups } from './lookups.ts';
 
 export const MAPPING_REASONS = {

@@ -308,6 +308,58 @@ describe('Shopify order webhook -> ERP, end to end', () => {
     expect(message).toContain('"9.50"');
   });
 
+  it('updates the durable consumer when the delivery settings change', async () => {
+    await kubectl(
+      'patch',
+      'iflow',
+      'shopify-orders',
+      '-n',
+      ns,
+      '--type=merge',
+      '-p',
+      '{"spec":{"delivery":{"maxDeliver":7,"ackWait":"45s"}}}',
+    );
+    const jsm = await jetstreamManager(nc);
+    await waitUntil('consumer updated', async () => {
+      const c = (await jsm.consumers.info(names.stream, names.consumer)).config;
+      return c.max_deliver === 8 && c.ack_wait === 45_000_000_000;
+    });
+  });
+
+  it('keeps the JetStream resources of a flow deleted with deletionPolicy Retain', async () => {
+    await kubectl(
+      'patch',
+      'iflow',
+      'late-orders',
+      '-n',
+      ns,
+      '--type=merge',
+      '-p',
+      '{"spec":{"deletionPolicy":"Retain"}}',
+    );
+    await waitUntil('Retain observed', async () =>
+      (
+        await kubectl(
+          'get',
+          'iflow',
+          'late-orders',
+          '-n',
+          ns,
+          '-o',
+          'jsonpath={.status.observedGeneration}/{.metadata.generation}',
+        )
+      )
+        .split('/')
+        .every((v, _i, a) => v === a[0]),
+    );
+    await kubectl('delete', 'iflow', 'late-orders', '-n', ns, '--timeout=60s');
+    const late = flowNames({ namespace: ns, name: 'late-orders' });
+    const jsm = await jetstreamManager(nc);
+    expect((await jsm.streams.info(late.stream)).config.name).toBe(late.stream);
+    const r = await runKubectl(['get', 'deployment', 'tally-flow-late-orders', '-n', ns], admin);
+    expect(r.stderr).toContain('NotFound');
+  });
+
   it('removes the stream and the owned objects when the flow is deleted', async () => {
     for (const p of pods) await p.stop();
     pods = [];
