@@ -66,8 +66,9 @@ export function flowConsumerConfig(flow: FlowRef, spec: Pick<IntegrationFlowSpec
     deliver_policy: 'all' as const,
     filter_subject: n.ingestSubjects,
     ack_wait: durationMs(spec.delivery.ackWait) * NS_PER_MS,
-    // The worker decides when to dead-letter (it counts deliveries); JetStream's own cap is a backstop.
-    max_deliver: spec.delivery.maxDeliver + 1,
+    // The worker decides when to dead-letter (it counts deliveries). No JetStream cap: if the
+    // dead-letter stream is unavailable on the last attempt, the message must stay deliverable.
+    max_deliver: -1,
     max_ack_pending: 1000,
   };
 }

@@ -1,0 +1,101 @@
+// The bus behind a small reader/writer interface (DESIGN.md, Architecture): a JetStream
+// implementation (./jetstream.ts, the real one) and an in-memory one (./memory.ts) for unit tests.
+
+/** Message headers as plain strings; multi-valued NATS headers keep their first value. */
+export type BusHeaders = Readonly<Record<string, string>>;
+
+export interface PublishOptions {
+  /** Dedupe id (Nats-Msg-Id): a repeat within the stream's duplicate window is dropped and acked as duplicate. */
+  msgId?: string;
+  headers?: BusHeaders;
+  /** How long to wait for the stream's ack; the implementation's default otherwise. */
+  timeoutMs?: number;
+}
+
+export interface PublishAck {
+  stream: string;
+  seq: number;
+  /** True when the stream had already stored a message with this msgId. */
+  duplicate: boolean;
+}
+
+/** A message taken from a durable consumer. Exactly one of ack / nak / term settles it. */
+export interface BusMessage {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  readonly headers: BusHeaders;
+  /** 1 on the first delivery. */
+  readonly deliveryCount: number;
+  readonly streamSeq: number;
+  /** When the stream stored the message (its first receipt). */
+  readonly storedAt: Date;
+  /** Done: the server confirms the ack before this resolves. */
+  ack(): Promise<void>;
+  /** Redeliver after delayMs (immediately when 0 or absent). */
+  nak(delayMs?: number): Promise<void>;
+  /** Never redeliver (it has been dead-lettered). */
+  term(reason?: string): Promise<void>;
+  /** Still working on it: reset the ack-wait timer. */
+  inProgress(): void;
+}
+
+/** A plain (non-persistent) message from a subscription. */
+export interface CoreMessage {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  readonly headers: BusHeaders;
+  /** Set when the publisher waits for a reply (a request). */
+  readonly reply?: string;
+}
+
+export interface ConsumeOptions {
+  /** Most messages being handled at once; no more are pulled while the bound is reached. */
+  maxInFlight: number;
+}
+
+export interface ConsumerHandle {
+  /** True between start and stop (and while the underlying consumer is healthy). */
+  running(): boolean;
+  /** Stop pulling, nak what was pulled but not started, wait for handlers in flight (at most graceMs). */
+  stop(graceMs: number): Promise<void>;
+  /** Handlers still running. */
+  inFlight(): number;
+}
+
+export interface SubscriptionHandle {
+  /** Stop receiving; waits for handlers in flight. */
+  stop(): Promise<void>;
+}
+
+export type MessageHandler = (message: BusMessage) => Promise<void>;
+export type CoreHandler = (message: CoreMessage) => Promise<void>;
+
+export interface BusWriter {
+  /** Persistent publish: resolves once a stream stored the message. Throws BusError (NO_STREAM when no stream captures the subject). */
+  publish(subject: string, data: Uint8Array, options?: PublishOptions): Promise<PublishAck>;
+  /** The stream that captures the subject, undefined when none does. */
+  streamFor(subject: string): Promise<string | undefined>;
+  /** Plain publish, flushed to the server; nobody may be listening. */
+  send(subject: string, data: Uint8Array, headers?: BusHeaders): Promise<void>;
+  /** Reply to a request (CoreMessage.reply). */
+  respond(reply: string, data: Uint8Array): void;
+}
+
+export interface BusReader {
+  /** Consume a durable pull consumer; the handler must settle every message it is given. */
+  consume(
+    stream: string,
+    consumer: string,
+    handler: MessageHandler,
+    options: ConsumeOptions,
+  ): Promise<ConsumerHandle>;
+  /** Subscribe to a subject; replicas in the same queue group share the messages. */
+  subscribe(subject: string, handler: CoreHandler, options?: { queue?: string }): SubscriptionHandle;
+}
+
+export interface Bus extends BusWriter, BusReader {
+  /** True while connected to the server. */
+  connected(): boolean;
+  /** Flush and close: pending publishes and acks are sent first. */
+  close(): Promise<void>;
+}

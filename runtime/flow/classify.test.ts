@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { BusError, BusErrorCode } from '../bus/errors.ts';
+import { BusinessKeyError, CanonicalValidationError, MappingEvaluationError } from '../mapping/errors.ts';
+import { classifyFailure, classifyHttpStatus, FAILURE_REASONS, parseRetryAfterMs } from './classify.ts';
+import { EnvelopeError, FlowErrorCode, PayloadError, SinkError } from './errors.ts';
+
+describe('classifyHttpStatus', () => {
+  it.each([
+    [200, 'delivered'],
+    [201, 'delivered'],
+    [204, 'delivered'],
+    [408, 'transient'],
+    [429, 'transient'],
+    [500, 'transient'],
+    [502, 'transient'],
+    [503, 'transient'],
+    [504, 'transient'],
+    [400, 'permanent'],
+    [401, 'permanent'],
+    [403, 'permanent'],
+    [404, 'permanent'],
+    [409, 'permanent'],
+    [422, 'permanent'],
+    [301, 'permanent'],
+  ] as const)('%i is %s', (status, outcome) => {
+    expect(classifyHttpStatus(status)).toBe(outcome);
+  });
+});
+
+describe('parseRetryAfterMs', () => {
+  it('reads seconds and HTTP dates', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(parseRetryAfterMs('7', now)).toBe(7_000);
+    expect(parseRetryAfterMs('Thu, 01 Jan 2026 00:00:30 GMT', now)).toBe(30_000);
+    expect(parseRetryAfterMs('soon', now)).toBeUndefined();
+    expect(parseRetryAfterMs(undefined, now)).toBeUndefined();
+  });
+});
+
+describe('classifyFailure', () => {
+  it('marks payload, mapping and envelope errors permanent with bounded reasons', () => {
+    expect(classifyFailure(new PayloadError('x'))).toMatchObject({
+      reason: 'invalid_json',
+      permanent: true,
+      code: 'FLOW_INVALID_JSON',
+    });
+    expect(classifyFailure(new MappingEvaluationError('boom'))).toMatchObject({
+      reason: 'mapping_evaluation',
+      permanent: true,
+      errorClass: 'MappingEvaluationError',
+      code: 'MAPPING_EVALUATION',
+    });
+    expect(classifyFailure(new CanonicalValidationError('Order', []))).toMatchObject({
+      reason: 'mapping_validation',
+      permanent: true,
+    });
+    expect(classifyFailure(new BusinessKeyError('no key'))).toMatchObject({
+      reason: 'mapping_business_key',
+      permanent: true,
+    });
+    expect(classifyFailure(new EnvelopeError('bad'))).toMatchObject({
+      reason: 'invalid_envelope',
+      permanent: true,
+    });
+  });
+
+  it('keeps sink permanence and Retry-After', () => {
+    const rejected = new SinkError('422', {
+      sink: 'erp',
+      permanent: true,
+      status: 422,
+      code: FlowErrorCode.SinkRejected,
+    });
+    expect(classifyFailure(rejected)).toMatchObject({ reason: 'sink_rejected', permanent: true });
+    const busy = new SinkError('429', {
+      sink: 'erp',
+      permanent: false,
+      status: 429,
+      retryAfterMs: 5_000,
+      code: FlowErrorCode.SinkUnavailable,
+    });
+    expect(classifyFailure(busy)).toMatchObject({
+      reason: 'sink_unavailable',
+      permanent: false,
+      retryAfterMs: 5_000,
+    });
+    const slow = new SinkError('slow', { sink: 'erp', permanent: false, code: FlowErrorCode.SinkTimeout });
+    expect(classifyFailure(slow)).toMatchObject({ reason: 'sink_timeout', permanent: false });
+  });
+
+  it('retries bus and unknown errors', () => {
+    expect(classifyFailure(new BusError(BusErrorCode.Unavailable, 'down'))).toMatchObject({
+      reason: 'bus_unavailable',
+      permanent: false,
+    });
+    expect(classifyFailure(new TypeError('oops'))).toMatchObject({
+      reason: 'internal',
+      permanent: false,
+      code: 'INTERNAL',
+    });
+    expect(classifyFailure('string')).toMatchObject({ reason: 'internal' });
+  });
+
+  it('only ever yields reasons from the bounded list', () => {
+    const errors = [
+      new PayloadError('a'),
+      new MappingEvaluationError('b'),
+      new Error('c'),
+      new EnvelopeError('d'),
+    ];
+    for (const e of errors) expect(FAILURE_REASONS).toContain(classifyFailure(e).reason);
+  });
+});

@@ -1,0 +1,86 @@
+// Decisions about failures, as pure functions: is an HTTP answer delivered / transient / permanent,
+// and what bounded reason and permanence does an error carry.
+import { BusError } from '../bus/errors.ts';
+import { MappingError } from '../mapping/errors.ts';
+import { EnvelopeError, PayloadError, SinkError } from './errors.ts';
+
+export type HttpOutcome = 'delivered' | 'transient' | 'permanent';
+
+/** 2xx delivered; 408, 429 and 5xx may pass; any other answer (4xx, 3xx, 1xx) needs a fix first. */
+export function classifyHttpStatus(status: number): HttpOutcome {
+  if (status >= 200 && status < 300) return 'delivered';
+  if (status === 408 || status === 429 || status >= 500) return 'transient';
+  return 'permanent';
+}
+
+/** Retry-After as delta-seconds or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfterMs(value: string | undefined, nowMs: number): number | undefined {
+  if (!value) return undefined;
+  const v = value.trim();
+  if (/^[0-9]+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
+
+/** Bounded values of the `reason` label and the Tally-Error-Reason header. */
+export const FAILURE_REASONS = [
+  'invalid_json',
+  'mapping_compile',
+  'mapping_evaluation',
+  'mapping_limit',
+  'mapping_validation',
+  'mapping_business_key',
+  'invalid_envelope',
+  'sink_rejected',
+  'sink_unavailable',
+  'sink_timeout',
+  'bus_unavailable',
+  'internal',
+] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+export interface Failure {
+  reason: FailureReason;
+  permanent: boolean;
+  /** Error class name and stable code for the dead-letter record. */
+  errorClass: string;
+  code: string;
+  message: string;
+  /** Delay a sink asked for. */
+  retryAfterMs?: number;
+}
+
+export function classifyFailure(err: unknown): Failure {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const base = { errorClass: e.name, message: e.message };
+  if (e instanceof PayloadError) return { ...base, reason: 'invalid_json', permanent: true, code: e.code };
+  if (e instanceof MappingError) {
+    const reason = `mapping_${e.reason}` as FailureReason;
+    return {
+      ...base,
+      reason: FAILURE_REASONS.includes(reason) ? reason : 'mapping_evaluation',
+      permanent: e.permanent,
+      code: e.code,
+    };
+  }
+  if (e instanceof EnvelopeError)
+    return { ...base, reason: 'invalid_envelope', permanent: true, code: e.code };
+  if (e instanceof SinkError) {
+    const reason: FailureReason = e.permanent
+      ? 'sink_rejected'
+      : e.code === 'FLOW_SINK_TIMEOUT'
+        ? 'sink_timeout'
+        : 'sink_unavailable';
+    return {
+      ...base,
+      reason,
+      permanent: e.permanent,
+      code: e.code,
+      ...(e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}),
+    };
+  }
+  if (e instanceof BusError) return { ...base, reason: 'bus_unavailable', permanent: false, code: e.code };
+  const maybe = (e as { code?: unknown }).code;
+  const code = typeof maybe === 'string' ? maybe : 'INTERNAL';
+  return { ...base, reason: 'internal', permanent: false, code };
+}

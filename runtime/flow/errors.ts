@@ -1,0 +1,63 @@
+// Errors of the flow worker. Each failure of a message is classified into a bounded `reason`
+// (a metric label and the Tally-Error-Reason header) and permanent vs transient.
+
+export const FlowErrorCode = {
+  InvalidJson: 'FLOW_INVALID_JSON',
+  InvalidEnvelope: 'FLOW_INVALID_ENVELOPE',
+  SinkRejected: 'FLOW_SINK_REJECTED',
+  SinkUnavailable: 'FLOW_SINK_UNAVAILABLE',
+  SinkTimeout: 'FLOW_SINK_TIMEOUT',
+  MissingSecret: 'FLOW_MISSING_SECRET',
+  UnsupportedSource: 'FLOW_UNSUPPORTED_SOURCE',
+} as const;
+export type FlowErrorCode = (typeof FlowErrorCode)[keyof typeof FlowErrorCode];
+
+/** The source payload is not JSON: retrying cannot help. */
+export class PayloadError extends Error {
+  override name = 'PayloadError';
+  readonly code = FlowErrorCode.InvalidJson;
+}
+
+/** The mapped event does not form a valid CloudEvents envelope (a mapping or config bug). */
+export class EnvelopeError extends Error {
+  override name = 'EnvelopeError';
+  readonly code = FlowErrorCode.InvalidEnvelope;
+}
+
+export interface SinkErrorDetails {
+  sink: string;
+  permanent: boolean;
+  /** HTTP status when the sink answered. */
+  status?: number;
+  /** Delay the sink asked for (Retry-After). */
+  retryAfterMs?: number;
+  code: FlowErrorCode;
+}
+
+/** A sink did not take the event: transient (retry later) or permanent (dead-letter). */
+export class SinkError extends Error {
+  override name = 'SinkError';
+  readonly code: FlowErrorCode;
+  readonly sink: string;
+  readonly permanent: boolean;
+  readonly status: number | undefined;
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, details: SinkErrorDetails, options?: ErrorOptions) {
+    super(message, options);
+    this.code = details.code;
+    this.sink = details.sink;
+    this.permanent = details.permanent;
+    this.status = details.status;
+    this.retryAfterMs = details.retryAfterMs;
+  }
+}
+
+/** The worker cannot start with this config or environment; the message says what to set. */
+export class WorkerStartupError extends Error {
+  override name = 'WorkerStartupError';
+  readonly code: FlowErrorCode;
+  constructor(code: FlowErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}

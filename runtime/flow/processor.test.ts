@@ -1,0 +1,231 @@
+import { readFileSync } from 'node:fs';
+import * as yaml from 'js-yaml';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type CanonicalEvent, canonicalEventSchema, idempotencyKey } from '../../api/envelope.ts';
+import { MemoryBus, type MemoryConsumer } from '../bus/memory.ts';
+import { compileMapping } from '../mapping/index.ts';
+import { createFlowMetrics } from '../telemetry/metrics.ts';
+import { DLQ_HEADERS } from './dead-letter.ts';
+import { FlowErrorCode, SinkError } from './errors.ts';
+import { createProcessor, type Outcome } from './processor.ts';
+import type { Sink } from './sinks/types.ts';
+
+const example = yaml.load(
+  readFileSync(new URL('../../examples/shopify-orders/mapping.yaml', import.meta.url), 'utf8'),
+) as { spec: { expression: string; tests: { input: Record<string, unknown> }[] } };
+const order = example.spec.tests[0]!.input;
+
+const mapping = compileMapping({
+  name: 'shop/shopify-order',
+  generation: 2,
+  entity: 'Order',
+  expression: example.spec.expression,
+  businessKey: 'orderId',
+  lookups: { orderStatus: { values: { paid: 'confirmed', pending: 'pending' }, default: 'pending' } },
+  limits: { timeoutMs: 1_000, maxDepth: 500 },
+});
+
+const config = {
+  flow: { namespace: 'shop', name: 'shopify-orders', channel: 'shopify-us', entity: 'Order' as const },
+  mapping: mapping.definition,
+  nats: {
+    servers: ['nats://unused'],
+    stream: 'FLOW',
+    ingestSubject: 'in.0',
+    consumer: 'worker',
+    deadLetterSubject: 'dlq',
+    deadLetterStream: 'DLQ',
+    stateBucket: 'state',
+  },
+  delivery: { maxDeliver: 3, initialBackoffMs: 5, maxBackoffMs: 20, ackWaitMs: 30_000 },
+};
+
+type Script = (attempt: number) => Error | undefined;
+
+/** A sink that records what it got and fails as scripted. */
+function fakeSink(name: string, script: Script = () => undefined): Sink & { got: CanonicalEvent[] } {
+  const got: CanonicalEvent[] = [];
+  let attempt = 0;
+  return {
+    name,
+    type: 'http',
+    got,
+    async deliver(event) {
+      const err = script(++attempt);
+      if (err) throw err;
+      got.push(event);
+    },
+    async close() {},
+  };
+}
+
+const transient = (sink: string) =>
+  new SinkError(`${sink} answered 500`, {
+    sink,
+    permanent: false,
+    status: 500,
+    code: FlowErrorCode.SinkUnavailable,
+  });
+const permanent = (sink: string) =>
+  new SinkError(`${sink} answered 422`, {
+    sink,
+    permanent: true,
+    status: 422,
+    code: FlowErrorCode.SinkRejected,
+  });
+
+describe('createProcessor', () => {
+  let bus: MemoryBus;
+  let consumer: MemoryConsumer | undefined;
+  let outcomes: Outcome[];
+  let metrics: ReturnType<typeof createFlowMetrics>;
+
+  beforeEach(() => {
+    bus = new MemoryBus({ maxDeliver: config.delivery.maxDeliver + 1 });
+    bus.addStream('FLOW', ['in.>']);
+    bus.addStream('DLQ', ['dlq']);
+    outcomes = [];
+    metrics = createFlowMetrics(
+      { flow: 'shop/shopify-orders', channel: 'shopify-us' },
+      { processMetrics: false },
+    );
+  });
+  afterEach(async () => {
+    await consumer?.stop(0);
+    consumer = undefined;
+  });
+
+  async function run(sinks: Sink[], payloads: { data: string; msgId: string }[]) {
+    const process = createProcessor({
+      config,
+      mapping,
+      sinks,
+      bus,
+      metrics,
+      logger: pino({ level: 'silent' }),
+      now: () => new Date('2026-11-20T16:20:00Z'),
+      random: () => 0.5,
+      deadLetterRetryMs: [1],
+    });
+    for (const p of payloads) {
+      await bus.publish('in.0', Buffer.from(p.data), {
+        msgId: p.msgId,
+        headers: {
+          traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+          'x-shopify-topic': 'orders/create',
+        },
+      });
+    }
+    consumer = (await bus.consume(
+      'FLOW',
+      'worker',
+      async (m) => {
+        outcomes.push(await process(m));
+      },
+      { maxInFlight: 4 },
+    )) as MemoryConsumer;
+    await consumer.idle();
+  }
+
+  const metric = async (name: string) =>
+    (await metrics.registry.getSingleMetricAsString(name)).split('\n').filter((l) => !l.startsWith('#'));
+
+  it('delivers one canonical event to every sink and acks', async () => {
+    const erp = fakeSink('erp');
+    const nats = fakeSink('canonical');
+    await run([erp, nats], [{ data: JSON.stringify(order), msgId: 'wh-1' }]);
+    expect(outcomes).toEqual(['delivered']);
+    expect(bus.settlements).toEqual([{ seq: 1, stream: 'FLOW', outcome: 'ack' }]);
+    const [event] = erp.got;
+    expect(nats.got).toEqual(erp.got);
+    expect(canonicalEventSchema.parse(event)).toEqual(event);
+    expect(event).toMatchObject({
+      subject: 'shopify-5123456789012',
+      tallysourceid: 'wh-1',
+      tallymappingversion: '2',
+    });
+    expect(idempotencyKey(event!)).toBe('Order:shopify-5123456789012:1795191302000');
+    expect(event!.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-/);
+    expect(await metric('tally_orders_total')).toEqual([
+      'tally_orders_total{channel="shopify-us",currency="USD"} 1',
+    ]);
+    expect(await metric('tally_order_value_total')).toEqual([
+      'tally_order_value_total{channel="shopify-us",currency="USD"} 43.22',
+    ]);
+    expect(await metric('tally_flow_messages_delivered_total')).toHaveLength(2);
+  });
+
+  it('dead-letters a payload that is not JSON, with the error record, then terms it', async () => {
+    await run([fakeSink('erp')], [{ data: '{not json', msgId: 'wh-2' }]);
+    expect(outcomes).toEqual(['dead_lettered']);
+    expect(bus.settlements).toEqual([{ seq: 1, stream: 'FLOW', outcome: 'term' }]);
+    const [dead] = bus.messages('DLQ');
+    expect(Buffer.from(dead!.data).toString()).toBe('{not json');
+    expect(dead!.headers).toMatchObject({
+      'Nats-Msg-Id': 'dlq:wh-2',
+      'x-shopify-topic': 'orders/create',
+      [DLQ_HEADERS.errorClass]: 'PayloadError',
+      [DLQ_HEADERS.errorCode]: 'FLOW_INVALID_JSON',
+      [DLQ_HEADERS.errorReason]: 'invalid_json',
+      [DLQ_HEADERS.attempts]: '1',
+      [DLQ_HEADERS.flow]: 'shop/shopify-orders',
+      [DLQ_HEADERS.sourceMsgId]: 'wh-2',
+      [DLQ_HEADERS.deadLetteredAt]: '2026-11-20T16:20:00.000Z',
+    });
+  });
+
+  it('dead-letters a payload the mapping rejects, without touching the sinks', async () => {
+    const erp = fakeSink('erp');
+    await run([erp], [{ data: JSON.stringify({ id: 1 }), msgId: 'wh-3' }]);
+    expect(outcomes).toEqual(['dead_lettered']);
+    expect(erp.got).toEqual([]);
+    expect(bus.messages('DLQ')[0]!.headers[DLQ_HEADERS.errorReason]).toMatch(/^mapping_/);
+  });
+
+  it('retries a transient sink failure with backoff and delivers on a later attempt', async () => {
+    const erp = fakeSink('erp', (n) => (n <= 2 ? transient('erp') : undefined));
+    const other = fakeSink('canonical');
+    await run([erp, other], [{ data: JSON.stringify(order), msgId: 'wh-4' }]);
+    expect(outcomes).toEqual(['retried', 'retried', 'delivered']);
+    expect(bus.settlements.map((s) => [s.outcome, s.delayMs])).toEqual([
+      ['nak', 5],
+      ['nak', 10],
+      ['ack', undefined],
+    ]);
+    expect(erp.got).toHaveLength(1);
+    // Every attempt re-sends to every sink; sinks dedupe on the (identical) event.
+    expect(other.got).toHaveLength(3);
+    expect(new Set(other.got.map((e) => e.id)).size).toBe(1);
+    expect(await metric('tally_flow_messages_retried_total')).toEqual([
+      'tally_flow_messages_retried_total{flow="shop/shopify-orders",channel="shopify-us",reason="sink_unavailable"} 2',
+    ]);
+  });
+
+  it('dead-letters after the last attempt', async () => {
+    await run([fakeSink('erp', () => transient('erp'))], [{ data: JSON.stringify(order), msgId: 'wh-5' }]);
+    expect(outcomes).toEqual(['retried', 'retried', 'dead_lettered']);
+    expect(bus.messages('DLQ')[0]!.headers).toMatchObject({
+      [DLQ_HEADERS.attempts]: '3',
+      [DLQ_HEADERS.errorReason]: 'sink_unavailable',
+      [DLQ_HEADERS.errorClass]: 'SinkError',
+    });
+  });
+
+  it('dead-letters at once when any sink rejects permanently', async () => {
+    await run(
+      [fakeSink('erp', () => transient('erp')), fakeSink('other', () => permanent('other'))],
+      [{ data: JSON.stringify(order), msgId: 'wh-6' }],
+    );
+    expect(outcomes).toEqual(['dead_lettered']);
+    expect(bus.messages('DLQ')[0]!.headers[DLQ_HEADERS.errorReason]).toBe('sink_rejected');
+  });
+
+  it('keeps the message (nak, no term) when the dead-letter publish fails', async () => {
+    bus.streams.delete('DLQ');
+    await run([fakeSink('erp')], [{ data: 'nope', msgId: 'wh-7' }]);
+    // Every delivery (up to the consumer's backstop) fails to dead-letter; nothing is termed or acked.
+    expect(outcomes).toEqual(['retried', 'retried', 'retried', 'retried']);
+    expect(bus.settlements.every((s) => s.outcome === 'nak')).toBe(true);
+  });
+});

@@ -1,0 +1,205 @@
+// One message off the flow consumer: parse -> map -> envelope -> every sink -> ack. A failure is
+// retried with backoff (nak) or, when permanent or out of attempts, dead-lettered and then termed.
+// Nothing is acked before it is safely handed on.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CanonicalEvent } from '../../api/envelope.ts';
+import type { FlowWorkerConfig } from '../../api/worker-config.ts';
+import type { BusMessage, BusWriter } from '../bus/types.ts';
+import type { CompiledMapping } from '../mapping/types.ts';
+import { type Logger, messageLogger } from '../telemetry/logger.ts';
+import type { FlowMetrics } from '../telemetry/metrics.ts';
+import { nakDelayMs, retryDelayMs } from './backoff.ts';
+import { classifyFailure, type Failure } from './classify.ts';
+import { deadLetterHeaders, deadLetterMsgId } from './dead-letter.ts';
+import { buildEnvelope } from './envelope.ts';
+import { PayloadError, SinkError } from './errors.ts';
+import type { Sink } from './sinks/types.ts';
+import { parseTraceparent, traceFromSeed } from './trace.ts';
+
+export interface ProcessorDeps {
+  config: Pick<FlowWorkerConfig, 'flow' | 'mapping' | 'nats'> & {
+    delivery: { maxDeliver: number; initialBackoffMs: number; maxBackoffMs: number; ackWaitMs: number };
+  };
+  mapping: CompiledMapping;
+  sinks: readonly Sink[];
+  /** Where dead letters are published. */
+  bus: BusWriter;
+  metrics: FlowMetrics;
+  logger: Logger;
+  now?: () => Date;
+  random?: () => number;
+  /** Pauses between in-place retries of a failed dead-letter publish; default 250 ms, 1 s. */
+  deadLetterRetryMs?: readonly number[];
+}
+
+export type Outcome = 'delivered' | 'retried' | 'dead_lettered';
+
+/** The id the message was ingested under; falls back to its stream position. */
+export function sourceMsgIdOf(message: BusMessage, stream: string): string {
+  return message.headers['Nats-Msg-Id'] || `${stream}:${message.streamSeq}`;
+}
+
+function parseJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(data).toString('utf8'));
+  } catch (err) {
+    throw new PayloadError(`the source payload is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Of several sink failures, a permanent one decides (retrying cannot fix it); else the first. */
+export function decisiveError(errors: readonly unknown[]): unknown {
+  return errors.find((e) => e instanceof SinkError && e.permanent) ?? errors[0];
+}
+
+function grandTotalOf(event: CanonicalEvent): { amount: string; currency: string } | undefined {
+  if (event.tallyentity !== 'Order') return undefined;
+  const totals = (event.data as { totals?: { grandTotal?: { amount?: unknown; currency?: unknown } } })
+    .totals;
+  const g = totals?.grandTotal;
+  return typeof g?.amount === 'string' && typeof g.currency === 'string'
+    ? { amount: g.amount, currency: g.currency }
+    : undefined;
+}
+
+export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => Promise<Outcome> {
+  const { config, metrics } = deps;
+  const now = deps.now ?? (() => new Date());
+  const flowId = `${config.flow.namespace}/${config.flow.name}`;
+  const policy = { initialMs: config.delivery.initialBackoffMs, maxMs: config.delivery.maxBackoffMs };
+  // Refresh the ack-wait timer well before it runs out, for slow sinks.
+  const heartbeatMs = Math.max(1_000, Math.floor(config.delivery.ackWaitMs / 3));
+
+  return async (message) => {
+    const done = metrics.startProcessing();
+    const sourceMsgId = sourceMsgIdOf(message, config.nats.stream);
+    const trace = parseTraceparent(message.headers.traceparent) ?? traceFromSeed(sourceMsgId);
+    let log = messageLogger(deps.logger, { sourceMsgId, traceId: trace.traceId });
+    const heartbeat = setInterval(() => message.inProgress(), heartbeatMs);
+    let event: CanonicalEvent | undefined;
+    try {
+      try {
+        const payload = parseJson(message.data);
+        const mapped = await deps.mapping.map(payload);
+        log = log.child({ businessKey: mapped.key });
+        event = buildEnvelope({
+          flow: config.flow,
+          mapping: config.mapping,
+          output: mapped.output,
+          key: mapped.key,
+          sourceMsgId,
+          trace,
+          time: message.storedAt,
+        });
+        const body = Buffer.from(JSON.stringify(event));
+        const results = await Promise.allSettled(deps.sinks.map((s) => s.deliver(event!, body)));
+        const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+        if (errors.length > 0) throw decisiveError(errors);
+      } catch (err) {
+        return await fail(message, err, log, sourceMsgId, event);
+      }
+      await message.ack();
+      for (const s of deps.sinks) metrics.delivered(s.name);
+      const total = grandTotalOf(event);
+      if (total) {
+        try {
+          metrics.order(total);
+        } catch (err) {
+          log.warn({ err }, 'order value not counted');
+        }
+      }
+      log.info(
+        { eventId: event.id, attempt: message.deliveryCount, sinks: deps.sinks.map((s) => s.name) },
+        'delivered',
+      );
+      return 'delivered';
+    } finally {
+      clearInterval(heartbeat);
+      done();
+    }
+  };
+
+  async function fail(
+    message: BusMessage,
+    err: unknown,
+    log: Logger,
+    sourceMsgId: string,
+    event: CanonicalEvent | undefined,
+  ): Promise<Outcome> {
+    const failure = classifyFailure(err);
+    metrics.failed(failure.reason);
+    const attempt = message.deliveryCount;
+    const lastAttempt = attempt >= config.delivery.maxDeliver;
+    const context = {
+      reason: failure.reason,
+      errorClass: failure.errorClass,
+      errorCode: failure.code,
+      attempt,
+      maxDeliver: config.delivery.maxDeliver,
+      ...(event ? { eventId: event.id } : {}),
+    };
+    if (failure.permanent || lastAttempt) {
+      try {
+        await deadLetter(message, failure, sourceMsgId);
+        metrics.deadLettered(failure.reason);
+        log.error({ ...context, err: failure.message }, 'dead-lettered');
+        return 'dead_lettered';
+      } catch (dlqErr) {
+        // Not handed on: keep the message and try again later.
+        log.error({ ...context, err: failure.message, dlqErr }, 'dead-letter publish failed; will retry');
+        return retry(message, failure, log, context);
+      }
+    }
+    return retry(message, failure, log, context);
+  }
+
+  async function retry(
+    message: BusMessage,
+    failure: Failure,
+    log: Logger,
+    context: Record<string, unknown>,
+  ): Promise<Outcome> {
+    const delay = nakDelayMs(
+      retryDelayMs(message.deliveryCount, policy, deps.random),
+      failure.retryAfterMs,
+      policy.maxMs,
+    );
+    await message.nak(delay);
+    metrics.retried(failure.reason);
+    log.warn({ ...context, err: failure.message, retryInMs: delay }, 'failed; retrying');
+    return 'retried';
+  }
+
+  async function deadLetter(message: BusMessage, failure: Failure, sourceMsgId: string): Promise<void> {
+    const headers = deadLetterHeaders({
+      original: message.headers,
+      error: {
+        name: failure.errorClass,
+        code: failure.code,
+        message: failure.message,
+        reason: failure.reason,
+      },
+      attempts: message.deliveryCount,
+      firstReceived: message.storedAt,
+      now: now(),
+      flow: flowId,
+      sourceMsgId,
+    });
+    const pauses = deps.deadLetterRetryMs ?? [250, 1_000];
+    // Retried in place first: each nak spends one of the consumer's limited deliveries.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await deps.bus.publish(config.nats.deadLetterSubject, message.data, {
+          msgId: deadLetterMsgId(sourceMsgId),
+          headers,
+        });
+        break;
+      } catch (err) {
+        const pause = pauses[attempt];
+        if (pause === undefined) throw err;
+        await sleep(pause);
+      }
+    }
+    await message.term(`dead-lettered: ${failure.reason}`);
+  }
+}

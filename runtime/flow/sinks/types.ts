@@ -1,0 +1,10 @@
+import type { CanonicalEvent } from '../../../api/envelope.ts';
+
+/** One destination of canonical events. deliver() resolves once the sink has it, or throws SinkError. */
+export interface Sink {
+  readonly name: string;
+  readonly type: 'http' | 'nats';
+  /** `body` is the serialised envelope (so every sink sends the same bytes). */
+  deliver(event: CanonicalEvent, body: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}

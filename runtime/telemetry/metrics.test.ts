@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { createFlowMetrics } from './metrics.ts';
+
+describe('createFlowMetrics', () => {
+  it('keeps each worker on its own registry, with bounded labels', async () => {
+    const a = createFlowMetrics({ flow: 'ns/a', channel: 'web' }, { processMetrics: false });
+    const b = createFlowMetrics({ flow: 'ns/b', channel: 'web' }, { processMetrics: false });
+    a.received('webhook');
+    a.received('webhook', true);
+    a.order({ amount: '10.10', currency: 'EUR' });
+    a.order({ amount: '0.20', currency: 'EUR' });
+    const text = await a.registry.metrics();
+    expect(text).toContain(
+      'tally_flow_messages_received_total{flow="ns/a",channel="web",source="webhook"} 2',
+    );
+    expect(text).toContain(
+      'tally_flow_messages_deduplicated_total{flow="ns/a",channel="web",source="webhook"} 1',
+    );
+    expect(text).toContain('tally_orders_total{channel="web",currency="EUR"} 2');
+    expect(text).toContain('tally_order_value_total{channel="web",currency="EUR"} 10.3\n');
+    expect(text).toContain('tally_flow_in_flight{flow="ns/a",channel="web"} 0');
+    expect(await b.registry.metrics()).not.toContain('ns/a');
+  });
+
+  it('sums order value exactly per currency, in currency units', async () => {
+    const m = createFlowMetrics({ flow: 'ns/a', channel: 'web' }, { processMetrics: false });
+    for (let i = 0; i < 1000; i++) m.order({ amount: '0.10', currency: 'USD' });
+    m.order({ amount: '1000', currency: 'JPY' });
+    m.order({ amount: '1.234', currency: 'KWD' });
+    m.order({ amount: '-5.00', currency: 'USD' }); // a refund counts as an order, adds no value
+    expect(() => m.order({ amount: '1.234', currency: 'USD' })).toThrow(/decimal places/);
+    const text = await m.registry.metrics();
+    expect(text).toContain('tally_order_value_total{channel="web",currency="USD"} 100\n');
+    expect(text).toContain('tally_order_value_total{channel="web",currency="JPY"} 1000\n');
+    expect(text).toContain('tally_order_value_total{channel="web",currency="KWD"} 1.234\n');
+    expect(text).toContain('tally_orders_total{channel="web",currency="USD"} 1001\n');
+  });
+
+  it('names every metric by the Prometheus conventions', async () => {
+    const m = createFlowMetrics({ flow: 'ns/a', channel: 'web' }, { processMetrics: false });
+    const names = (await m.registry.getMetricsAsJSON()).map((x) => x.name).sort();
+    expect(names).toEqual([
+      'tally_flow_in_flight',
+      'tally_flow_messages_dead_lettered_total',
+      'tally_flow_messages_deduplicated_total',
+      'tally_flow_messages_delivered_total',
+      'tally_flow_messages_failed_total',
+      'tally_flow_messages_received_total',
+      'tally_flow_messages_retried_total',
+      'tally_flow_processing_seconds',
+      'tally_flow_sink_request_seconds',
+      'tally_order_value_total',
+      'tally_orders_total',
+      'tally_webhook_requests_total',
+    ]);
+  });
+});
