@@ -5,6 +5,7 @@ import { defineConfig } from 'vitest/config';
 // in a global setup and run one file at a time (2 cores, one apiserver).
 export default defineConfig({
   test: {
+    reporters: ['default', './test/summary-reporter.ts'],
     projects: [
       {
         test: {
