@@ -261,6 +261,17 @@ describe('Shopify order webhook -> ERP, end to end', () => {
           'jsonpath={.status.conditions[?(@.type=="Ready")].reason}',
         )) === 'MappingNotFound',
     );
+    // kstatus: a missing dependency the user must create is Stalled, not Reconciling.
+    const stalled = await kubectl(
+      'get',
+      'iflow',
+      'late-orders',
+      '-n',
+      ns,
+      '-o',
+      'jsonpath={.status.conditions[?(@.type=="Stalled")].status}',
+    );
+    expect(stalled).toBe('True');
     const mapping = readFileSync(repoPath('examples/shopify-orders/mapping.yaml'), 'utf8').replace(
       'name: shopify-order\n',
       'name: late-mapping\n',
