@@ -46,11 +46,26 @@ export const sideSelectorSchema = z
     businessTimeField: fieldPath().describe(
       'Field with the business time that assigns an event to a window, e.g. placedAt.',
     ),
+    amountField: fieldPath()
+      .optional()
+      .describe(
+        'Money field summed per window and currency on this side, e.g. totals.grandTotal; variances are its differences.',
+      ),
+    statusField: fieldPath()
+      .optional()
+      .describe(
+        'Status field; reports break open keys down by it (e.g. return milestones), rule status compares it.',
+      ),
+    versionField: fieldPath()
+      .optional()
+      .describe(
+        'Field ordering versions of one key (a number or timestamp); the latest is compared. Default: version, then updatedAt, then arrival order.',
+      ),
   })
   .strict()
   .describe('Which canonical events form one side of the comparison.');
 
-const COMPARE_RULES = ['exact', 'absolute', 'percent', 'dateLag'] as const;
+const COMPARE_RULES = ['exact', 'absolute', 'percent', 'dateLag', 'status', 'lessOrEqual'] as const;
 
 export const compareRuleSchema = withRules(
   z
@@ -61,7 +76,7 @@ export const compareRuleSchema = withRules(
       rule: z
         .enum(COMPARE_RULES)
         .describe(
-          'exact equality; absolute tolerance in minor units; percent tolerance; or date lag for timestamps.',
+          'exact equality; absolute tolerance in minor units; percent tolerance; date lag for timestamps; status (equal through statusEquivalences); lessOrEqual (the channel value must not exceed the ERP value, e.g. channel reservations against ERP availability).',
         ),
       toleranceMinor: z
         .number()
@@ -75,6 +90,12 @@ export const compareRuleSchema = withRules(
       maxLag: duration()
         .optional()
         .describe('Latest the ERP time may follow the channel time (rule dateLag), e.g. 48h.'),
+      exceptionReason: z
+        .string()
+        .max(63)
+        .regex(/^[a-z][a-z0-9_]*$/, 'must be a lowercase snake_case word')
+        .optional()
+        .describe('Reason put on exceptions this rule raises, e.g. oversell_risk; default field_mismatch.'),
     })
     .strict()
     .describe('How one field is compared between the two sides.'),
