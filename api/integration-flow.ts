@@ -231,6 +231,28 @@ export const httpSinkSchema = z
       .strict()
       .optional()
       .describe('Token-bucket rate limit for this sink.'),
+    circuitBreaker: z
+      .object({
+        failureThreshold: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(5)
+          .describe(
+            'Consecutive transient failures (5xx, 408, timeouts, network errors) that open the circuit.',
+          ),
+        coolDown: duration()
+          .default('30s')
+          .describe(
+            'How long the circuit stays open (events wait, the sink is not called) before one probe request is let through.',
+          ),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'Circuit breaker: after failureThreshold consecutive transient failures the sink is left alone for coolDown; events wait and are not dead-lettered meanwhile. Defaults apply when absent.',
+      ),
   })
   .strict()
   .describe('Deliver to an HTTP endpoint (e.g. the ERP order API).');
@@ -293,12 +315,27 @@ export const deliverySchema = withRules(
         .max(1024)
         .default(1)
         .describe(
-          'Subject partitions for per-key ordering; events with the same business key stay in order.',
+          'Subject partitions for per-key ordering (with partitionKey): events with the same partition key are delivered one at a time, in the order the flow stream stored them; partitions are processed in parallel. Changing it on a running flow needs the drain procedure in docs/delivery.md.',
+        ),
+      partitionKey: z
+        .string()
+        .min(1)
+        .max(1024)
+        .optional()
+        .describe(
+          'JSONata expression over the raw source payload giving the ordering key, e.g. $string(id). When set, each event goes to partition hash(key) mod partitions and is delivered in order with the other events of its key; when absent, events are delivered in parallel with no ordering guarantee.',
         ),
     })
     .strict()
     .describe('Retries, backoff, dead-lettering and ordering.'),
   [
+    {
+      cel: '!has(self.partitions) || self.partitions <= 1 || has(self.partitionKey)',
+      message: 'partitions > 1 needs a partitionKey (the expression that picks the partition)',
+      field: 'partitionKey',
+      reason: 'FieldValueRequired',
+      check: (d) => d.partitions <= 1 || d.partitionKey !== undefined,
+    },
     {
       cel: '!has(self.initialBackoff) || !has(self.maxBackoff) || duration(self.initialBackoff) <= duration(self.maxBackoff)',
       message: 'initialBackoff must not be longer than maxBackoff',

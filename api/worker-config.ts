@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { CANONICAL_ENTITIES } from './canonical/index.ts';
 import { API_VERSION } from './common.ts';
 import { deliverySchema, httpPollSourceSchema, streamSettingsSchema } from './integration-flow.ts';
+import { reconciliationPolicySpecSchema } from './reconciliation-policy.ts';
 
 /** A secret the worker reads from its environment. */
 const secretEnv = z.object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/) }).strict();
@@ -63,6 +64,11 @@ export const workerSinkSchema = z.discriminatedUnion('type', [
       maxInFlight: z.number().int().min(1),
       rateLimit: z
         .object({ requestsPerSecond: z.number().int().min(1), burst: z.number().int().min(1) })
+        .optional(),
+      /** Absent: failureThreshold 5, coolDownMs 30 000. */
+      circuitBreaker: z
+        .object({ failureThreshold: z.number().int().min(1), coolDownMs: z.number().int().min(1) })
+        .strict()
         .optional(),
     })
     .strict(),
@@ -131,6 +137,48 @@ export class WorkerConfigError extends Error {
 /** Parse and validate a WorkerConfig; the message lists every problem with its path. */
 export function parseWorkerConfig(raw: unknown): WorkerConfig {
   const result = workerConfigSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const problems = result.error.issues
+    .map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`)
+    .join('\n');
+  throw new WorkerConfigError(`worker config is invalid:\n${problems}`, { cause: result.error });
+}
+
+/** The reconciliation worker of one ReconciliationPolicy. */
+export const reconWorkerConfigSchema = z
+  .object({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal('WorkerConfig'),
+    role: z.literal('reconciliation'),
+    policy: z.object({ namespace: z.string(), name: z.string() }).strict(),
+    spec: reconciliationPolicySpecSchema,
+    nats: z
+      .object({
+        servers: z.array(z.string()).min(1),
+        /** The namespace's canonical stream that flows publish their canonical events to. */
+        canonicalStream: z.string(),
+        /** Subject filters of the two sides on that stream. */
+        filterSubjects: z.array(z.string()).min(1),
+        /** KV bucket holding final and preliminary reports. */
+        stateBucket: z.string(),
+        exceptionsSubject: z.string(),
+        reportsSubject: z.string(),
+      })
+      .strict(),
+    http: z.object({ port: z.number().int().min(1).max(65535) }).strict(),
+  })
+  .strict();
+export type ReconWorkerConfig = z.output<typeof reconWorkerConfigSchema>;
+
+export const anyWorkerConfigSchema = z.discriminatedUnion('role', [
+  flowWorkerConfigSchema,
+  reconWorkerConfigSchema,
+]);
+export type AnyWorkerConfig = z.output<typeof anyWorkerConfigSchema>;
+
+/** Parse a WorkerConfig of either role; the message lists every problem with its path. */
+export function parseAnyWorkerConfig(raw: unknown): AnyWorkerConfig {
+  const result = anyWorkerConfigSchema.safeParse(raw);
   if (result.success) return result.data;
   const problems = result.error.issues
     .map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`)

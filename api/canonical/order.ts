@@ -21,7 +21,8 @@ export const taxLineSchema = z
     rate: z
       .string()
       .regex(/^[0-9]+(\.[0-9]+)?$/)
-      .describe('Rate as a decimal string, e.g. "0.0825".'),
+      .optional()
+      .describe('Rate as a decimal string, e.g. "0.0825"; absent when the source gives only the amount.'),
     amount: moneySchema.describe('Tax amount.'),
   })
   .strict();
@@ -33,6 +34,9 @@ export const orderLineSchema = z
     channelSku: z.string().max(128).optional().describe('The SKU as the channel knows it.'),
     quantity: z.number().int().min(0).describe('Units ordered.'),
     unitPrice: moneySchema.describe('Price of one unit before discounts.'),
+    listPrice: moneySchema
+      .optional()
+      .describe('List price of one unit, when unitPrice is a contract or customer-specific price.'),
     discounts: z.array(discountSchema).default([]).describe('Line-level discounts.'),
     taxLines: z.array(taxLineSchema).default([]).describe('Taxes on this line.'),
     total: moneySchema.describe('Line total after discounts, before tax.'),
@@ -54,11 +58,25 @@ export const orderSchema = z
     orderId: z.string().min(1).max(256).describe('Canonical order id (the business key).'),
     channel: z.string().min(1).max(63).describe('Channel the order was captured in.'),
     channelOrderId: z.string().max(256).optional().describe('The order id in the channel.'),
+    purchaseOrderNumber: z
+      .string()
+      .max(256)
+      .optional()
+      .describe("The customer's purchase order number (B2B, EDI), which ERP invoices quote back."),
     erpOrderId: z.string().max(256).optional().describe('The sales order id in the ERP, once known.'),
     customerId: z.string().max(256).optional().describe('Canonical customer id.'),
+    parentAccountId: z
+      .string()
+      .max(256)
+      .optional()
+      .describe('Parent account of the customer in the customer hierarchy, so sales roll up by parent.'),
     status: z.enum(ORDER_STATUSES).describe('Canonical order status.'),
     placedAt: timestamp().describe('When the order was captured (its business time).'),
     updatedAt: timestamp().optional().describe('When the source last changed the order.'),
+    requestedDeliveryDate: z.iso
+      .date()
+      .optional()
+      .describe('Delivery date the customer asked for (YYYY-MM-DD), as on a B2B or EDI purchase order.'),
     version: z
       .number()
       .int()

@@ -19,6 +19,8 @@ export function flowNames(flow: FlowRef) {
     ingestSubjects: `${base}.in.>`,
     ingestSubject: (partition = 0) => `${base}.in.${partition}`,
     consumer: 'worker',
+    /** The durable consumer of one partition (ordered flows: `delivery.partitionKey` set). */
+    partitionConsumer: (partition: number) => `worker-${partition}`,
     deadLetterStream: `tally_dlq_${id}`,
     deadLetterSubject: `${base}.dlq`,
     stateBucket: `tally_state_${id}`,
@@ -57,8 +59,26 @@ export function deadLetterStreamConfig(flow: FlowRef, spec: Pick<IntegrationFlow
   };
 }
 
-/** The durable pull consumer every worker replica of the flow shares. */
-export function flowConsumerConfig(flow: FlowRef, spec: Pick<IntegrationFlowSpec, 'delivery'>) {
+/** Messages one unordered consumer lets the replicas hold at once. */
+export const UNORDERED_MAX_ACK_PENDING = 1000;
+
+type DeliverySettings = Pick<IntegrationFlowSpec['delivery'], 'ackWait' | 'partitions' | 'partitionKey'>;
+
+/** Ordered flows (a partition key is set) have one consumer per partition, each strictly in order. */
+export function isOrdered(delivery: Pick<DeliverySettings, 'partitionKey'>): boolean {
+  return delivery.partitionKey !== undefined;
+}
+
+/** Partitions that sources publish to: `delivery.partitions` when ordered, else the single partition 0. */
+export function partitionCount(delivery: Pick<DeliverySettings, 'partitions' | 'partitionKey'>): number {
+  return isOrdered(delivery) ? Math.max(1, delivery.partitions) : 1;
+}
+
+/**
+ * The durable pull consumer every worker replica of an unordered flow shares: all partition
+ * subjects, many messages in flight. (Ordered flows: flowConsumerConfigs.)
+ */
+export function flowConsumerConfig(flow: FlowRef, spec: { delivery: Pick<DeliverySettings, 'ackWait'> }) {
   const n = flowNames(flow);
   return {
     durable_name: n.consumer,
@@ -69,6 +89,74 @@ export function flowConsumerConfig(flow: FlowRef, spec: Pick<IntegrationFlowSpec
     // The worker decides when to dead-letter (it counts deliveries). No JetStream cap: if the
     // dead-letter stream is unavailable on the last attempt, the message must stay deliverable.
     max_deliver: -1,
-    max_ack_pending: 1000,
+    max_ack_pending: UNORDERED_MAX_ACK_PENDING,
   };
+}
+
+export type FlowConsumerConfig = ReturnType<typeof flowConsumerConfig>;
+
+/**
+ * Every durable consumer of the flow, shared by all replicas. Unordered: the one of
+ * flowConsumerConfig. Ordered: one per partition, filtered to its subject, with max_ack_pending 1
+ * so that across all replicas at most one message of a partition is out at a time (a nak'd
+ * message stays pending while it waits for redelivery, so nothing behind it overtakes it).
+ */
+export function flowConsumerConfigs(
+  flow: FlowRef,
+  spec: { delivery: DeliverySettings },
+): FlowConsumerConfig[] {
+  if (!isOrdered(spec.delivery)) return [flowConsumerConfig(flow, spec)];
+  const n = flowNames(flow);
+  const base = flowConsumerConfig(flow, spec);
+  return Array.from({ length: partitionCount(spec.delivery) }, (_, p) => ({
+    ...base,
+    durable_name: n.partitionConsumer(p),
+    filter_subject: n.ingestSubject(p),
+    max_ack_pending: 1,
+  }));
+}
+
+/** True for the names flowConsumerConfigs gives (of any layout), so a layout change finds the old ones. */
+export function isFlowConsumerName(name: string): boolean {
+  return /^worker(-[0-9]+)?$/.test(name);
+}
+
+/** Whether two consumer filters can both match one subject (the forms used here: `a.b.c`, `a.b.>`). */
+export function filtersOverlap(a: string, b: string): boolean {
+  const x = a.split('.');
+  const y = b.split('.');
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    if (x[i] === '>' || y[i] === '>') return x[i] !== undefined && y[i] !== undefined;
+    if (x[i] === undefined || y[i] === undefined) return false;
+    if (x[i] !== '*' && y[i] !== '*' && x[i] !== y[i]) return false;
+  }
+  return true;
+}
+
+/** What a consumer that already exists tells a new one about where to start. */
+export interface ExistingConsumer {
+  name: string;
+  filterSubject: string;
+  /** Stream sequence of the ack floor: everything up to it is acked. */
+  ackFloorStreamSeq: number;
+}
+
+export type ConsumerStart =
+  | { deliver_policy: 'all' }
+  | { deliver_policy: 'new' }
+  | { deliver_policy: 'by_start_sequence'; opt_start_seq: number };
+
+/**
+ * Where a consumer created on a layout change starts, so that nothing is lost and little is
+ * repeated (pure). No flow consumer yet (a new flow): from the start. Otherwise from the first
+ * message not yet acked by any existing consumer whose subjects overlap (repeats past that floor
+ * are absorbed by Nats-Msg-Id and idempotency keys); when none overlaps, the subject is new to
+ * this layout and only messages from now on are its own.
+ */
+export function consumerStart(filterSubject: string, existing: readonly ExistingConsumer[]): ConsumerStart {
+  if (existing.length === 0) return { deliver_policy: 'all' };
+  const overlapping = existing.filter((c) => filtersOverlap(c.filterSubject, filterSubject));
+  if (overlapping.length === 0) return { deliver_policy: 'new' };
+  const floor = Math.min(...overlapping.map((c) => c.ackFloorStreamSeq));
+  return { deliver_policy: 'by_start_sequence', opt_start_seq: floor + 1 };
 }
