@@ -10,7 +10,11 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{api,operator,runtime,cli}/**/*.test.ts', 'test/unit/**/*.test.ts'],
+          include: [
+            '{api,operator,runtime,cli}/**/*.test.ts',
+            'test/unit/**/*.test.ts',
+            'test/conformance/**/*.test.ts',
+          ],
         },
       },
       {

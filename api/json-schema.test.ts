@@ -36,17 +36,22 @@ interface ExactCase {
 /** The exact-match test cases of every example mapping: their expected output is a whole entity. */
 function exactCases(): ExactCase[] {
   const examples = join(root, 'examples');
+  interface Mapping {
+    kind?: string;
+    metadata: { name: string };
+    spec: { entity: CanonicalEntity; tests?: { name: string; match?: string; expected: unknown }[] };
+  }
   return globSync('**/*.yaml', { cwd: examples }).flatMap((file) =>
-    (yaml.loadAll(readFileSync(join(examples, file), 'utf8')) as Record<string, never>[])
-      .filter((doc) => doc?.kind === 'CanonicalMapping')
-      .flatMap((doc: { metadata: { name: string }; spec: Record<string, never> }) =>
-        ((doc.spec.tests ?? []) as { name: string; match?: string; expected: unknown }[])
+    (yaml.loadAll(readFileSync(join(examples, file), 'utf8')) as (Mapping | null)[])
+      .filter((doc): doc is Mapping => doc?.kind === 'CanonicalMapping')
+      .flatMap((doc) =>
+        (doc.spec.tests ?? [])
           .filter((t) => (t.match ?? 'exact') === 'exact')
           .map((t) => ({
             file,
             mapping: doc.metadata.name,
             name: t.name,
-            entity: doc.spec.entity as CanonicalEntity,
+            entity: doc.spec.entity,
             expected: t.expected,
           })),
       ),

@@ -4,10 +4,14 @@ import { UsageError } from './errors.ts';
 const USAGE = `Usage: tally <command> [options]
 
 Commands:
-  validate   check resources offline (schemas and references)       tally validate -f DIR
+  validate   check resources offline (schemas, references, tests)     tally validate -f DIR
+  mapping    run mapping test cases and map sample payloads            tally mapping test -f DIR [--input FILE]
   operator   run the Kubernetes operator                               tally operator --nats-url URL --image IMG
   runtime    run a flow worker from a WorkerConfig file                tally runtime --config FILE
   run        run flows standalone without Kubernetes                   tally run -f DIR --nats-url URL
+  backfill   load a CSV or JSON-lines file into a flow (resumable)     tally backfill FILE --config WORKERCONFIG
+  dlq        list, show and replay a flow's dead letters               tally dlq list --flow NS/NAME --nats-url URL
+  recon      reconciliation reports                                    tally recon report --policy NAME
   demo       local demo: nats-server, the example flow, simulated traffic
 
 Run "tally <command> --help" for the options of a command.`;
@@ -16,10 +20,14 @@ type Command = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, () => Promise<Command>> = {
   validate: async () => (await import('./validate.ts')).validateCommand,
+  mapping: async () => (await import('./mapping-test.ts')).mappingCommand,
   demo: async () => (await import('./demo.ts')).demoCommand,
   operator: async () => (await import('./operator.ts')).operatorCommand,
   runtime: async () => (await import('./runtime.ts')).runtimeCommand,
   run: async () => (await import('./run.ts')).runCommand,
+  recon: async () => (await import('./recon.ts')).reconCommand,
+  backfill: async () => (await import('./backfill.ts')).backfillCommand,
+  dlq: async () => (await import('./dlq.ts')).dlqCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

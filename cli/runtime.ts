@@ -3,8 +3,9 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import * as yaml from 'js-yaml';
-import { parseWorkerConfig, WorkerConfigError } from '../api/worker-config.ts';
+import { parseAnyWorkerConfig, WorkerConfigError } from '../api/worker-config.ts';
 import { runFlowWorker } from '../runtime/flow/worker.ts';
+import { runReconWorker } from '../runtime/reconcile/worker.ts';
 import { InputError, UsageError } from './errors.ts';
 
 const USAGE = `Usage: tally runtime --config FILE
@@ -43,9 +44,9 @@ export async function runtimeCommand(argv: string[]): Promise<number> {
   if (!values.config) throw new UsageError(`--config FILE is required\n\n${USAGE}`);
 
   const raw = await loadConfigFile(values.config);
-  let config: ReturnType<typeof parseWorkerConfig>;
+  let config: ReturnType<typeof parseAnyWorkerConfig>;
   try {
-    config = parseWorkerConfig(raw);
+    config = parseAnyWorkerConfig(raw);
   } catch (err) {
     if (err instanceof WorkerConfigError) {
       process.stderr.write(`tally runtime: ${values.config}: ${err.message}\n`);
@@ -62,6 +63,12 @@ export async function runtimeCommand(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
+    if (config.role === 'reconciliation') {
+      const worker = await runReconWorker(config);
+      await new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve(), { once: true }));
+      await worker.stop();
+      return 0;
+    }
     const worker = await runFlowWorker(config, { signal: controller.signal });
     await worker.stopped;
     return 0;

@@ -10,6 +10,12 @@ import { invalidFixtures } from '../test/fixtures/invalid-resources.ts';
 const root = join(import.meta.dirname, '..');
 const run = promisify(execFile);
 
+async function tempFile(name: string, text: string): Promise<string> {
+  const file = join(await mkdtemp(join(tmpdir(), 'tally-validate-')), name);
+  await writeFile(file, text);
+  return file;
+}
+
 async function tally(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, [join(root, 'bin/tally.mjs'), ...args], {
@@ -83,6 +89,94 @@ spec:
     expect(r.stdout).toContain(
       `${file}#2: IntegrationFlow/f spec.entity: is Order but CanonicalMapping "m" produces Invoice`,
     );
+  });
+
+  it('runs the embedded test cases and reports each failing case as one line', async () => {
+    const file = await tempFile(
+      'price.yaml',
+      `apiVersion: tally.dev/v1alpha1
+kind: CanonicalMapping
+metadata: { name: price }
+spec:
+  entity: Price
+  expression: '{"sku": item, "amount": $money(price, "USD"), "validFrom": "2026-01-01T00:00:00Z"}'
+  businessKey: sku
+  tests:
+    - name: right
+      input: { item: MUG, price: "9.5" }
+      match: partial
+      expected: { sku: MUG }
+    - name: wrong-amount
+      input: { item: MUG, price: "9.5" }
+      match: partial
+      expected: { sku: MUG, amount: { amount: "9.51" } }
+    - name: missing-sku
+      input: { price: "9.5" }
+      match: partial
+      expected: { sku: MUG }
+`,
+    );
+    const r = await tally('validate', '-f', file);
+    expect(r.code).toBe(1);
+    expect(r.stdout.split('\n').slice(0, 3)).toEqual([
+      `${file}#1: CanonicalMapping/price spec.tests[1]: case "wrong-amount" failed: amount.amount: expected "9.51", got "9.50" (run tally mapping test for the full diff)`,
+      `${file}#1: CanonicalMapping/price spec.tests[2]: case "missing-sku" failed: error: the output of spec.expression is not a valid Price (1 problem); fix the expression for: sku: Invalid input: expected string, received undefined (run tally mapping test for the full diff)`,
+      '1 resource(s) checked, 0 valid, 1 invalid, 2 problem(s)',
+    ]);
+  });
+
+  it.each([
+    ['expression', 'expression: \'{"sku": item\'', 'spec.expression: has a syntax error at line 1, column'],
+    ['businessKey', 'businessKey: "sku &"', 'spec.businessKey: has a syntax error at line 1, column'],
+  ])('reports a compile error of spec.%s on that field', async (part, line, message) => {
+    const file = await tempFile(
+      'broken.yaml',
+      `apiVersion: tally.dev/v1alpha1
+kind: CanonicalMapping
+metadata: { name: broken }
+spec:
+  entity: Price
+  expression: '{"sku": item, "amount": $money(price, "USD"), "validFrom": "2026-01-01T00:00:00Z"}'
+  businessKey: sku
+  tests: [{ name: any, input: {}, expected: {} }]
+`.replace(new RegExp(`${part}: .*`), line),
+    );
+    const r = await tally('validate', '-f', file);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`${file}#1: CanonicalMapping/broken ${message}`);
+    expect(r.stdout).not.toContain('spec.tests[0]');
+  });
+
+  it('does not run the tests of a mapping whose schema is invalid', async () => {
+    const file = await tempFile(
+      'invalid.yaml',
+      `apiVersion: tally.dev/v1alpha1
+kind: CanonicalMapping
+metadata: { name: invalid }
+spec:
+  entity: Price
+  expression: '$'
+  businessKey: sku
+  limits: { timeoutMs: 0 }
+  tests: [{ name: fails, input: {}, expected: { sku: x } }]
+`,
+    );
+    const r = await tally('validate', '-f', file);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(
+      `${file}#1: CanonicalMapping/invalid spec.limits.timeoutMs: must be at least 1`,
+    );
+    expect(r.stdout).not.toContain('spec.tests[0]');
+  });
+
+  it('resolves configMapRef lookups among the given files, and reports a missing ConfigMap', async () => {
+    const alone = await tally('validate', '-f', 'examples/amazon-orders/mapping.yaml');
+    expect(alone.code).toBe(1);
+    expect(alone.stdout).toContain(
+      'examples/amazon-orders/mapping.yaml#1: CanonicalMapping/amazon-order spec.lookups[3].configMapRef.name: lookup table "sellerSkus" reads ConfigMap "amazon-sku-xref" (namespace default), which is not among the given files: pass the file that defines it with -f',
+    );
+    const folder = await tally('validate', '-f', 'examples/amazon-orders');
+    expect(folder.code, folder.stdout).toBe(0);
   });
 
   it('reports YAML syntax errors with line and column', async () => {

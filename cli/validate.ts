@@ -1,13 +1,16 @@
 // `tally validate -f <file|dir>...`: offline checks for CI, one line per problem.
 import { parseArgs } from 'node:util';
-import { type ValidationReport, validateDocuments } from '../api/validate.ts';
+import { type SourceDocument, type ValidationReport, validateDocuments } from '../api/validate.ts';
 import { UsageError } from './errors.ts';
 import { expandPaths, loadDocuments } from './load-documents.ts';
+import { collectConfigMaps, collectMappings, firstFailureLine, testMapping } from './mapping-test.ts';
 
 export const VALIDATE_USAGE = `Usage: tally validate -f <file|dir> [-f ...] [-o text|json]
 
 Checks IntegrationFlow, CanonicalMapping and ReconciliationPolicy resources offline:
-each against its schema, and the references between the given resources.
+each against its schema, the references between the given resources, and the embedded
+test cases of every CanonicalMapping (ConfigMaps among the files serve configMapRef lookups;
+tally mapping test shows the full diff of a failing case).
 Exit status: 0 all valid, 1 a resource is invalid, 2 usage error.`;
 
 export async function validateCommand(
@@ -37,6 +40,7 @@ export async function validateCommand(
   if (files.length === 0) throw new UsageError(`no .yaml, .yml or .json files found in ${paths.join(', ')}`);
   const { documents, parseErrors } = await loadDocuments(files);
   const report = validateDocuments(documents);
+  await checkMappingTests(documents, report);
   for (const e of parseErrors) {
     report.problems.unshift({
       file: e.file,
@@ -50,6 +54,39 @@ export async function validateCommand(
   report.valid = report.problems.length === 0;
   out.write(values.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatText(report));
   return report.valid ? 0 : 1;
+}
+
+/**
+ * Run the embedded test cases of each CanonicalMapping whose schema checks passed, and report a compile
+ * error, an unresolvable lookup table or a failing case as one problem line each.
+ */
+async function checkMappingTests(documents: SourceDocument[], report: ValidationReport): Promise<void> {
+  const invalid = new Set(report.problems.map((p) => `${p.file}#${p.document}`));
+  const configMaps = collectConfigMaps(documents);
+  for (const m of collectMappings(documents)) {
+    if (invalid.has(`${m.file}#${m.document}`)) continue;
+    const outcome = await testMapping(m, configMaps);
+    const problem = (path: string, message: string) =>
+      report.problems.push({
+        file: m.file,
+        document: m.document,
+        kind: 'CanonicalMapping',
+        name: m.name,
+        ...(m.namespace !== 'default' ? { namespace: m.namespace } : {}),
+        path,
+        message,
+      });
+    for (const p of outcome.problems) problem(p.path, p.message.split('\n')[0] ?? '');
+    outcome.results.forEach((r, i) => {
+      if (r.passed) return;
+      problem(
+        `spec.tests[${i}]`,
+        `case "${r.name}" failed: ${firstFailureLine(r)} (run tally mapping test for the full diff)`,
+      );
+    });
+  }
+  const failed = new Set(report.problems.map((p) => `${p.file}#${p.document}`));
+  for (const r of report.resources) r.valid = !failed.has(`${r.file}#${r.document}`);
 }
 
 export function formatText(report: ValidationReport): string {

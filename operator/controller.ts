@@ -21,7 +21,7 @@ import type { ReconcileContext, ReconcileResult, TallyObject } from './reconcile
 import { reconcileFlow } from './reconcile/flow.ts';
 import { reconcileMapping } from './reconcile/mapping.ts';
 import { reconcilePolicy } from './reconcile/policy.ts';
-import { FLOW_LABEL, MANAGED_SELECTOR } from './render/labels.ts';
+import { FLOW_LABEL, MANAGED_SELECTOR, POLICY_LABEL } from './render/labels.ts';
 
 export interface ControllerOptions {
   client: KubeClient;
@@ -73,6 +73,8 @@ export class Controller {
       inf.on((_e, obj) => {
         const flow = obj.metadata.labels?.[FLOW_LABEL];
         if (flow) this.queue.add(`IntegrationFlow/${obj.metadata.namespace}/${flow}`);
+        const policy = obj.metadata.labels?.[POLICY_LABEL];
+        if (policy) this.queue.add(`ReconciliationPolicy/${obj.metadata.namespace}/${policy}`);
       });
     }
   }

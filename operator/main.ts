@@ -2,6 +2,7 @@
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
+import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { type Logger, pino } from 'pino';
 import { Controller } from './controller.ts';
@@ -44,6 +45,7 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorHand
   const client = new KubeClient(loadKubeConfig(opts.kubeconfig));
   const metrics = operatorMetrics();
   const { nc, jsm } = await connectNats(opts.natsServers, 'tally-operator');
+  const kvm = new Kvm(nc);
   logNatsStatus(nc, log);
 
   const controller = new Controller({
@@ -53,6 +55,7 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorHand
     ...(opts.resyncMs ? { resyncMs: opts.resyncMs } : {}),
     context: {
       jsm: () => jsm,
+      kvm: () => kvm,
       events: new EventRecorder(client, process.env.POD_NAME ?? hostname(), log),
       now: () => new Date(),
       render: {
@@ -60,6 +63,15 @@ export async function startOperator(opts: OperatorOptions): Promise<OperatorHand
         ...(opts.imagePullPolicy ? { imagePullPolicy: opts.imagePullPolicy } : {}),
       },
       workerNatsServers: opts.workerNatsServers ?? opts.natsServers,
+    },
+  });
+
+  // Reconciliation workers publish each report; refresh that policy's status right away.
+  nc.subscribe('tally.*.recon.*.reports', {
+    callback: (err, msg) => {
+      if (err) return;
+      const [, namespace, , policy] = msg.subject.split('.');
+      if (namespace && policy) controller.queue.add(`ReconciliationPolicy/${namespace}/${policy}`);
     },
   });
 

@@ -1,5 +1,6 @@
 // What every reconciler gets: clients, caches, clock, and the shared status writer.
 import type { JetStreamManager } from '@nats-io/jetstream';
+import type { Kvm } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { Condition } from '../../api/common.ts';
 import type { EventRecorder } from '../events.ts';
@@ -17,6 +18,8 @@ export interface TallyObject extends KubeObject {
 export interface ReconcileContext {
   client: KubeClient;
   jsm: () => JetStreamManager;
+  /** KV access (policy report buckets). */
+  kvm: () => Kvm;
   flows: Informer<TallyObject>;
   mappings: Informer<TallyObject>;
   events: EventRecorder;
@@ -41,13 +44,32 @@ export async function writeStatus(
   obj: TallyObject,
   outcome: Outcome,
   fields: Record<string, unknown> = {},
+  extraConditions: {
+    type: string;
+    status: 'True' | 'False' | 'Unknown';
+    reason: string;
+    message: string;
+  }[] = [],
 ): Promise<void> {
   const generation = obj.metadata.generation ?? 0;
   const previous = obj.status?.conditions;
   const status = {
     ...fields,
     observedGeneration: generation,
-    conditions: conditionsFor(outcome, generation, previous, ctx.now()),
+    conditions: [
+      ...conditionsFor(outcome, generation, previous, ctx.now()),
+      ...extraConditions.map((c) => {
+        const old = previous?.find((p) => p.type === c.type);
+        const at =
+          old && old.status === c.status
+            ? old.lastTransitionTime
+            : ctx
+                .now()
+                .toISOString()
+                .replace(/\.\d+Z$/, 'Z');
+        return { ...c, observedGeneration: generation, lastTransitionTime: at };
+      }),
+    ],
   };
   const { conditions: _c, observedGeneration: _g, ...oldFields } = obj.status ?? {};
   const sameConditions = sameStatus(

@@ -6,7 +6,12 @@ import { LookupNotFoundError } from '../errors.ts';
 import { addFinalizer, removeFinalizer } from '../finalizer.ts';
 import { isNotFound } from '../kube/errors.ts';
 import { CONFIG_MAPS, DEPLOYMENTS, INTEGRATION_FLOWS, SERVICES } from '../kube/resources.ts';
-import { deleteFlowNats, ensureFlowNats, NatsImmutableSettingError } from '../nats/provisioner.ts';
+import {
+  deleteFlowNats,
+  ensureFlowNats,
+  ensureNamespaceStreams,
+  NatsImmutableSettingError,
+} from '../nats/provisioner.ts';
 import { renderFlowObjects } from '../render/flow-objects.ts';
 import { FINALIZER, flowWorkerName } from '../render/labels.ts';
 import { renderWorkerConfig } from '../render/worker-config.ts';
@@ -127,6 +132,7 @@ export async function reconcileFlow(
   // 7. JetStream: the flow stream, the dead-letter stream and the shared durable consumer.
   let nats: Awaited<ReturnType<typeof ensureFlowNats>>;
   try {
+    await ensureNamespaceStreams(ctx.jsm(), namespace);
     nats = await ensureFlowNats(ctx.jsm(), ref, spec);
   } catch (err) {
     if (err instanceof NatsImmutableSettingError) {

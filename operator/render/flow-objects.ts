@@ -1,9 +1,10 @@
-// Pure: the Kubernetes objects that run one IntegrationFlow's workers — a ConfigMap with the
-// WorkerConfig, a Deployment running `tally runtime` from the operator's own image, and a
-// Service when the source is a webhook. Applied with server-side apply, owned by the flow.
+// Pure: the Kubernetes objects that run a resource's workers — a ConfigMap with the WorkerConfig,
+// a Deployment running `tally runtime` from the operator's own image, and (for webhook flows) a
+// Service. Applied with server-side apply, owned by the IntegrationFlow or ReconciliationPolicy.
 import { API_VERSION } from '../../api/common.ts';
 import type { IntegrationFlowSpec } from '../../api/integration-flow.ts';
-import type { WorkerConfig } from '../../api/worker-config.ts';
+import type { ReconciliationPolicySpec } from '../../api/reconciliation-policy.ts';
+import type { AnyWorkerConfig } from '../../api/worker-config.ts';
 import type { KubeObject } from '../kube/resources.ts';
 import { canonicalJson, configHash } from './hash.ts';
 import {
@@ -11,6 +12,9 @@ import {
   flowLabels,
   flowSelector,
   flowWorkerName,
+  policyLabels,
+  policySelector,
+  policyWorkerName,
   WORKER_CONFIG_DIR,
   WORKER_CONFIG_KEY,
   WORKER_HTTP_PORT,
@@ -38,15 +42,25 @@ export interface FlowObjects {
   hash: string;
 }
 
-function ownerReference(flow: FlowOwner) {
-  return {
-    apiVersion: API_VERSION,
-    kind: 'IntegrationFlow',
-    name: flow.name,
-    uid: flow.uid,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
+export interface PolicyOwner {
+  namespace: string;
+  name: string;
+  uid: string;
+  spec: ReconciliationPolicySpec;
+}
+
+/** Everything that differs between the workers of a flow and of a policy. */
+interface Workload {
+  ownerKind: 'IntegrationFlow' | 'ReconciliationPolicy';
+  namespace: string;
+  ownerName: string;
+  uid: string;
+  name: string;
+  labels: Record<string, string>;
+  selector: Record<string, string>;
+  replicas: number;
+  resources: unknown;
+  service: boolean;
 }
 
 const DEFAULT_RESOURCES = {
@@ -56,16 +70,71 @@ const DEFAULT_RESOURCES = {
 
 export function renderFlowObjects(
   flow: FlowOwner,
-  worker: { config: WorkerConfig; env: SecretEnvVar[] },
+  worker: { config: AnyWorkerConfig; env: SecretEnvVar[] },
   opts: RenderOptions,
 ): FlowObjects {
-  const name = flowWorkerName(flow.name);
-  const labels = flowLabels(flow.name);
+  return renderWorkload(
+    {
+      ownerKind: 'IntegrationFlow',
+      namespace: flow.namespace,
+      ownerName: flow.name,
+      uid: flow.uid,
+      name: flowWorkerName(flow.name),
+      labels: flowLabels(flow.name),
+      selector: flowSelector(flow.name),
+      replicas: flow.spec.suspend ? 0 : flow.spec.replicas,
+      resources: flow.spec.resources,
+      service: flow.spec.source.type === 'webhook',
+    },
+    worker,
+    opts,
+  );
+}
+
+/** One worker per policy: its state is the stream it replays, so a second replica adds nothing. */
+export function renderPolicyObjects(
+  policy: PolicyOwner,
+  worker: { config: AnyWorkerConfig; env: SecretEnvVar[] },
+  opts: RenderOptions,
+): FlowObjects {
+  return renderWorkload(
+    {
+      ownerKind: 'ReconciliationPolicy',
+      namespace: policy.namespace,
+      ownerName: policy.name,
+      uid: policy.uid,
+      name: policyWorkerName(policy.name),
+      labels: policyLabels(policy.name),
+      selector: policySelector(policy.name),
+      replicas: policy.spec.suspend ? 0 : 1,
+      resources: policy.spec.resources,
+      service: false,
+    },
+    worker,
+    opts,
+  );
+}
+
+function renderWorkload(
+  w: Workload,
+  worker: { config: AnyWorkerConfig; env: SecretEnvVar[] },
+  opts: RenderOptions,
+): FlowObjects {
+  const { name, labels } = w;
   const metadata = (kindName: string) => ({
     name: kindName,
-    namespace: flow.namespace,
+    namespace: w.namespace,
     labels,
-    ownerReferences: [ownerReference(flow)],
+    ownerReferences: [
+      {
+        apiVersion: API_VERSION,
+        kind: w.ownerKind,
+        name: w.ownerName,
+        uid: w.uid,
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ],
   });
   const configText = `${canonicalJson(worker.config)}\n`;
   // The hash covers the config and where secrets come from, so either change rolls the workers.
@@ -83,8 +152,8 @@ export function renderFlowObjects(
     kind: 'Deployment',
     metadata: metadata(name),
     spec: {
-      replicas: flow.spec.suspend ? 0 : flow.spec.replicas,
-      selector: { matchLabels: flowSelector(flow.name) },
+      replicas: w.replicas,
+      selector: { matchLabels: w.selector },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
         metadata: { labels, annotations: { [CONFIG_HASH_ANNOTATION]: hash } },
@@ -121,7 +190,7 @@ export function renderFlowObjects(
                 failureThreshold: 6,
                 initialDelaySeconds: 5,
               },
-              resources: flow.spec.resources ?? DEFAULT_RESOURCES,
+              resources: w.resources ?? DEFAULT_RESOURCES,
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
@@ -136,19 +205,18 @@ export function renderFlowObjects(
     },
   };
 
-  const service: KubeObject | undefined =
-    flow.spec.source.type === 'webhook'
-      ? {
-          apiVersion: 'v1',
-          kind: 'Service',
-          metadata: metadata(name),
-          spec: {
-            type: 'ClusterIP',
-            selector: flowSelector(flow.name),
-            ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }],
-          },
-        }
-      : undefined;
+  const service: KubeObject | undefined = w.service
+    ? {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: metadata(name),
+        spec: {
+          type: 'ClusterIP',
+          selector: w.selector,
+          ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }],
+        },
+      }
+    : undefined;
 
   return { configMap, deployment, service, hash };
 }

@@ -3,7 +3,20 @@
 import type { CanonicalMappingSpec } from '../../api/canonical-mapping.ts';
 import { API_VERSION, durationMs } from '../../api/common.ts';
 import type { IntegrationFlowSpec } from '../../api/integration-flow.ts';
-import { parseWorkerConfig, type WorkerConfig } from '../../api/worker-config.ts';
+import type { ReconciliationPolicySpec } from '../../api/reconciliation-policy.ts';
+import {
+  parseWorkerConfig,
+  type ReconWorkerConfig,
+  reconWorkerConfigSchema,
+  type WorkerConfig,
+} from '../../api/worker-config.ts';
+import {
+  CANONICAL_SINK_NAME,
+  canonicalStreamName,
+  canonicalSubject,
+  policyFilterSubjects,
+  policyNames,
+} from '../../runtime/nats/canonical.ts';
 import { flowNames } from '../../runtime/nats/flow-resources.ts';
 import { WORKER_HTTP_PORT } from './labels.ts';
 
@@ -98,9 +111,23 @@ export function renderWorkerConfig(input: WorkerConfigInput): { config: WorkerCo
               },
             }
           : {}),
+        ...(h.circuitBreaker
+          ? {
+              circuitBreaker: {
+                failureThreshold: h.circuitBreaker.failureThreshold,
+                coolDownMs: durationMs(h.circuitBreaker.coolDown),
+              },
+            }
+          : {}),
       };
     }
     return { name: s.name, type: 'nats' as const, subject: s.nats?.subject ?? '' };
+  });
+  // Every flow also feeds the namespace's canonical stream, where reconciliation policies read.
+  sinks.push({
+    name: CANONICAL_SINK_NAME,
+    type: 'nats',
+    subject: canonicalSubject(input.namespace, spec.entity, spec.channel),
   });
 
   const m = input.mapping;
@@ -134,4 +161,31 @@ export function renderWorkerConfig(input: WorkerConfigInput): { config: WorkerCo
     http: { port: WORKER_HTTP_PORT },
   });
   return { config, env };
+}
+
+export interface PolicyConfigInput {
+  namespace: string;
+  name: string;
+  spec: ReconciliationPolicySpec;
+  natsServers: string[];
+}
+
+export function renderPolicyWorkerConfig(input: PolicyConfigInput): ReconWorkerConfig {
+  const names = policyNames(input.namespace, input.name);
+  return reconWorkerConfigSchema.parse({
+    apiVersion: API_VERSION,
+    kind: 'WorkerConfig',
+    role: 'reconciliation',
+    policy: { namespace: input.namespace, name: input.name },
+    spec: input.spec,
+    nats: {
+      servers: input.natsServers,
+      canonicalStream: canonicalStreamName(input.namespace),
+      filterSubjects: policyFilterSubjects(input.namespace, input.spec),
+      stateBucket: names.stateBucket,
+      exceptionsSubject: input.spec.exceptions.subject ?? names.exceptionsSubject,
+      reportsSubject: names.reportsSubject,
+    },
+    http: { port: WORKER_HTTP_PORT },
+  });
 }

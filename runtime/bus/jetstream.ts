@@ -2,6 +2,7 @@
 // dedupe) and a durable pull consumer. Reconnects forever; `connected()` feeds the readiness probe.
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  type Consumer,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
@@ -11,12 +12,14 @@ import {
 import { connect, type MsgHdrs, type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { BusError, BusErrorCode } from './errors.ts';
+import { Slots } from './slots.ts';
 import type {
   Bus,
   BusHeaders,
   BusMessage,
   ConsumeOptions,
   ConsumerHandle,
+  ConsumerLag,
   CoreHandler,
   MessageHandler,
   PublishAck,
@@ -121,7 +124,7 @@ class JetStreamMessage implements BusMessage {
   async ack(): Promise<void> {
     this.settled = true;
     try {
-      await this.#msg.ackAck({ timeout: this.#timeoutMs });
+      this.#msg.ack();
     } catch (err) {
       throw toBusError(err, 'ack');
     }
@@ -220,6 +223,23 @@ class JetStreamBus implements Bus {
     }
   }
 
+  async consumerLag(stream: string, consumer: string): Promise<ConsumerLag> {
+    try {
+      this.#jsm ??= jetstreamManager(this.#nc, { timeout: this.#timeoutMs });
+      const info = await (await this.#jsm).consumers.info(stream, consumer);
+      return {
+        pending: info.num_pending,
+        ackPending: info.num_ack_pending,
+        redelivered: info.num_redelivered,
+      };
+    } catch (err) {
+      if ((err as Error).name !== 'ConsumerNotFoundError' && (err as Error).name !== 'StreamNotFoundError') {
+        this.#jsm = undefined;
+      }
+      throw toBusError(err, `consumer ${stream}/${consumer}`);
+    }
+  }
+
   async send(subject: string, data: Uint8Array, headers?: BusHeaders): Promise<void> {
     try {
       const h = toMsgHdrs(headers);
@@ -306,7 +326,9 @@ const FETCH_EXPIRES_MS = 1_000;
 
 /**
  * A durable pull consumer with a bound on messages in flight, pulling with fetch() for exactly the
- * free slots. Restarts itself if the consumer goes away or the connection drops.
+ * free slots (its own, or slots shared with the worker's other consumers): while every slot is
+ * taken it does not pull at all, so slow sinks hold messages back in the stream, not in memory.
+ * Restarts itself if the consumer goes away or the connection drops.
  */
 class PullConsumer implements ConsumerHandle {
   readonly #bus: JetStreamBus;
@@ -314,11 +336,22 @@ class PullConsumer implements ConsumerHandle {
   readonly #name: string;
   readonly #handler: MessageHandler;
   readonly #max: number;
+  /** Smallest pull worth making while another pull is still open. */
+  readonly #minBatch: number;
+  readonly #slots: Slots;
   readonly #inFlight = new Set<Promise<void>>();
+  /** Pulls still open; each holds slots for the messages it may yet bring. */
+  readonly #pulls = new Set<Promise<void>>();
+  /** Slots held by open pulls for messages not yet received. */
+  #reserved = 0;
+  #pullError: unknown;
   #stopping = false;
   #running = false;
   #loop: Promise<void> = Promise.resolve();
   readonly #stopSleep = new AbortController();
+  readonly #stopped = new Promise<void>((resolve) =>
+    this.#stopSleep.signal.addEventListener('abort', () => resolve(), { once: true }),
+  );
 
   constructor(bus: JetStreamBus, stream: string, name: string, handler: MessageHandler, o: ConsumeOptions) {
     this.#bus = bus;
@@ -326,6 +359,8 @@ class PullConsumer implements ConsumerHandle {
     this.#name = name;
     this.#handler = handler;
     this.#max = Math.max(1, o.maxInFlight);
+    this.#minBatch = Math.max(1, Math.floor(this.#max / 4));
+    this.#slots = o.slots ?? new Slots(this.#max);
   }
 
   running(): boolean {
@@ -347,38 +382,84 @@ class PullConsumer implements ConsumerHandle {
         log.error({ err, seq: message.streamSeq }, 'message handler failed; redelivering');
         if (!message.settled) await message.nak().catch(() => {});
       })
-      .finally(() => this.#inFlight.delete(task));
+      .finally(() => {
+        this.#inFlight.delete(task);
+        this.#slots.give();
+      });
     this.#inFlight.add(task);
   }
 
+  /** Wakes when a message is settled, a pull ends or stop() is called. */
+  #changed(): Promise<unknown> {
+    return Promise.race([...this.#inFlight, ...this.#pulls, this.#stopped]);
+  }
+
+  /**
+   * One pull for `taken` messages (their slots already held), run beside the others: the next
+   * pull goes out while this one's messages are being handled, so the server is never waited on
+   * while there is room. Slots of messages that do not come are given back when it ends.
+   */
+  #pull(consumer: Consumer, taken: number): void {
+    const { nc, timeoutMs } = this.#bus.internals;
+    this.#reserved += taken;
+    const pull: Promise<void> = (async () => {
+      let received = 0;
+      let dispatched = 0;
+      try {
+        const batch = await consumer.fetch({ max_messages: taken, expires: FETCH_EXPIRES_MS });
+        this.#running = true;
+        // Backstop should the pull never end (it ends by itself within FETCH_EXPIRES_MS).
+        const watchdog = setTimeout(() => void batch.close().catch(() => {}), FETCH_EXPIRES_MS * 5);
+        try {
+          for await (const m of batch) {
+            received++;
+            this.#reserved--;
+            const message = new JetStreamMessage(m, nc, timeoutMs);
+            // Pulled but not started: hand it back at once instead of letting ack_wait run out.
+            if (this.#stopping) await message.nak().catch(() => {});
+            else {
+              dispatched++;
+              this.#dispatch(message);
+            }
+          }
+        } finally {
+          clearTimeout(watchdog);
+        }
+      } catch (err) {
+        this.#pullError ??= err;
+      } finally {
+        this.#reserved -= taken - received;
+        this.#slots.give(Math.max(0, taken - dispatched));
+      }
+    })().finally(() => this.#pulls.delete(pull));
+    this.#pulls.add(pull);
+  }
+
   async #run(): Promise<void> {
-    const { js, nc, log, timeoutMs, reconnectWaitMs } = this.#bus.internals;
+    const { js, nc, log, reconnectWaitMs } = this.#bus.internals;
     let failures = 0;
     while (!this.#stopping && !nc.isClosed()) {
       try {
         const consumer = await js.consumers.get(this.#stream, this.#name);
         if (failures > 0) log.info({ stream: this.#stream, consumer: this.#name }, 'consuming again');
         failures = 0;
+        this.#pullError = undefined;
         while (!this.#stopping && !nc.isClosed()) {
-          while (this.#inFlight.size >= this.#max) await Promise.race(this.#inFlight);
-          if (this.#stopping) break;
-          const batch = await consumer.fetch({
-            max_messages: this.#max - this.#inFlight.size,
-            expires: FETCH_EXPIRES_MS,
-          });
-          this.#running = true;
-          // Backstop should the pull never end (it ends by itself within FETCH_EXPIRES_MS).
-          const watchdog = setTimeout(() => void batch.close().catch(() => {}), FETCH_EXPIRES_MS * 5);
-          try {
-            for await (const m of batch) {
-              const message = new JetStreamMessage(m, nc, timeoutMs);
-              // Pulled but not started: hand it back at once instead of letting ack_wait run out.
-              if (this.#stopping) await message.nak().catch(() => {});
-              else this.#dispatch(message);
-            }
-          } finally {
-            clearTimeout(watchdog);
+          if (this.#pullError !== undefined) throw this.#pullError;
+          // Room: this consumer's bound less the messages it holds and those its pulls may bring.
+          const room = this.#max - this.#inFlight.size - this.#reserved;
+          if (room <= 0 || (room < this.#minBatch && this.#pulls.size > 0)) {
+            await this.#changed();
+            continue;
           }
+          // Slots first (shared with the worker's other consumers): a pull may be answered at any
+          // moment until it expires.
+          const taken = await this.#slots.take(room, this.#stopSleep.signal);
+          if (this.#stopping) {
+            this.#slots.give(taken);
+            break;
+          }
+          this.#pull(consumer, taken);
         }
       } catch (err) {
         this.#running = false;
@@ -388,6 +469,7 @@ class PullConsumer implements ConsumerHandle {
         // Quiet while NATS is away (the bus logs that); loud when the consumer itself is missing.
         if (failures === 1 || failures % 30 === 0)
           log.warn({ err: e, failures }, 'cannot pull messages; retrying');
+        await Promise.allSettled([...this.#pulls]);
         await sleep(reconnectWaitMs, undefined, { signal: this.#stopSleep.signal }).catch(() => {});
         // A request sent while disconnected only times out: wait for the connection first.
         while (!this.#bus.connected() && !this.#stopping && !nc.isClosed()) {
@@ -395,6 +477,8 @@ class PullConsumer implements ConsumerHandle {
         }
       }
     }
+    // Open pulls end within FETCH_EXPIRES_MS; what they still bring is handed back.
+    await Promise.allSettled([...this.#pulls]);
     this.#running = false;
   }
 

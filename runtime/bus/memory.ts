@@ -8,6 +8,7 @@ import type {
   BusMessage,
   ConsumeOptions,
   ConsumerHandle,
+  ConsumerLag,
   CoreHandler,
   MessageHandler,
   PublishAck,
@@ -138,6 +139,13 @@ export class MemoryBus implements Bus {
     return c;
   }
 
+  async consumerLag(stream: string, _consumer: string): Promise<ConsumerLag> {
+    if (this.down) throw new BusError(BusErrorCode.Unavailable, `consumer of ${stream}: bus is down`);
+    const c = this.#consumers.find((x) => x.stream === stream);
+    if (!c) throw new BusError(BusErrorCode.NotFound, `no consumer of stream ${stream}`);
+    return c.lag();
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.#consumers.map((c) => c.stop(0)));
   }
@@ -218,6 +226,11 @@ export class MemoryConsumer implements ConsumerHandle {
 
   running(): boolean {
     return !this.#stopped;
+  }
+
+  lag(): ConsumerLag {
+    const redelivered = [...this.#deliveries.values()].filter((n) => n > 1).length;
+    return { pending: this.#ready.length, ackPending: this.#inFlight.size + this.#timers.size, redelivered };
   }
 
   inFlight(): number {

@@ -1,5 +1,6 @@
 // The bus behind a small reader/writer interface (DESIGN.md, Architecture): a JetStream
 // implementation (./jetstream.ts, the real one) and an in-memory one (./memory.ts) for unit tests.
+import type { Slots } from './slots.ts';
 
 /** Message headers as plain strings; multi-valued NATS headers keep their first value. */
 export type BusHeaders = Readonly<Record<string, string>>;
@@ -49,8 +50,23 @@ export interface CoreMessage {
 }
 
 export interface ConsumeOptions {
-  /** Most messages being handled at once; no more are pulled while the bound is reached. */
+  /** Most messages this consumer holds at once (pulled and not yet settled); also the largest pull. */
   maxInFlight: number;
+  /**
+   * A bound shared with the worker's other consumers (one per partition): a message is pulled
+   * only into a free slot, so all of them together hold at most `slots.max`. Default: own slots.
+   */
+  slots?: Slots;
+}
+
+/** Where a durable consumer stands (JetStream consumer info). */
+export interface ConsumerLag {
+  /** Stored messages the consumer has not delivered yet: the lag. */
+  pending: number;
+  /** Delivered and not yet acked (in flight or waiting for redelivery). */
+  ackPending: number;
+  /** Messages delivered more than once and not yet acked. */
+  redelivered: number;
 }
 
 export interface ConsumerHandle {
@@ -89,6 +105,8 @@ export interface BusReader {
     handler: MessageHandler,
     options: ConsumeOptions,
   ): Promise<ConsumerHandle>;
+  /** Where a durable consumer stands; throws BusError (NOT_FOUND, UNAVAILABLE). */
+  consumerLag(stream: string, consumer: string): Promise<ConsumerLag>;
   /** Subscribe to a subject; replicas in the same queue group share the messages. */
   subscribe(subject: string, handler: CoreHandler, options?: { queue?: string }): SubscriptionHandle;
 }

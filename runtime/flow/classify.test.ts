@@ -88,6 +88,24 @@ describe('classifyFailure', () => {
     expect(classifyFailure(slow)).toMatchObject({ reason: 'sink_timeout', permanent: false });
   });
 
+  it('tells a throttling sink and an open circuit apart from a failing sink', () => {
+    const throttled = new SinkError('429', {
+      sink: 'erp',
+      permanent: false,
+      status: 429,
+      retryAfterMs: 1_000,
+      code: FlowErrorCode.SinkThrottled,
+    });
+    expect(classifyFailure(throttled)).toMatchObject({ reason: 'sink_throttled', retryAfterMs: 1_000 });
+    const open = new SinkError('open', {
+      sink: 'erp',
+      permanent: false,
+      retryAfterMs: 300,
+      code: FlowErrorCode.SinkCircuitOpen,
+    });
+    expect(classifyFailure(open)).toMatchObject({ reason: 'sink_circuit_open', retryAfterMs: 300 });
+  });
+
   it('retries bus and unknown errors', () => {
     expect(classifyFailure(new BusError(BusErrorCode.Unavailable, 'down'))).toMatchObject({
       reason: 'bus_unavailable',

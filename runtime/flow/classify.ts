@@ -2,9 +2,16 @@
 // and what bounded reason and permanence does an error carry.
 import { BusError } from '../bus/errors.ts';
 import { MappingError } from '../mapping/errors.ts';
-import { EnvelopeError, PayloadError, SinkError } from './errors.ts';
+import { EnvelopeError, FlowErrorCode, PayloadError, SinkError } from './errors.ts';
 
 export type HttpOutcome = 'delivered' | 'transient' | 'permanent';
+
+/**
+ * Reasons that say "the sink is unavailable or asked us to wait", not "this message is bad": a
+ * message failing for one of these is not dead-lettered on its last attempt while the sink's
+ * circuit is open or the sink is throttling; it waits for the sink (see processor.ts).
+ */
+export const SINK_WAIT_REASONS: readonly FailureReason[] = ['sink_throttled', 'sink_circuit_open'];
 
 /** 2xx delivered; 408, 429 and 5xx may pass; any other answer (4xx, 3xx, 1xx) needs a fix first. */
 export function classifyHttpStatus(status: number): HttpOutcome {
@@ -34,6 +41,8 @@ export const FAILURE_REASONS = [
   'sink_rejected',
   'sink_unavailable',
   'sink_timeout',
+  'sink_throttled',
+  'sink_circuit_open',
   'bus_unavailable',
   'internal',
 ] as const;
@@ -68,9 +77,13 @@ export function classifyFailure(err: unknown): Failure {
   if (e instanceof SinkError) {
     const reason: FailureReason = e.permanent
       ? 'sink_rejected'
-      : e.code === 'FLOW_SINK_TIMEOUT'
+      : e.code === FlowErrorCode.SinkTimeout
         ? 'sink_timeout'
-        : 'sink_unavailable';
+        : e.code === FlowErrorCode.SinkThrottled
+          ? 'sink_throttled'
+          : e.code === FlowErrorCode.SinkCircuitOpen
+            ? 'sink_circuit_open'
+            : 'sink_unavailable';
     return {
       ...base,
       reason,

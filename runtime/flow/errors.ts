@@ -7,6 +7,10 @@ export const FlowErrorCode = {
   SinkRejected: 'FLOW_SINK_REJECTED',
   SinkUnavailable: 'FLOW_SINK_UNAVAILABLE',
   SinkTimeout: 'FLOW_SINK_TIMEOUT',
+  /** The sink answered 429, or asked to be left alone (Retry-After) and the wait is not over. */
+  SinkThrottled: 'FLOW_SINK_THROTTLED',
+  /** The sink's circuit breaker is open: it was not called. */
+  SinkCircuitOpen: 'FLOW_SINK_CIRCUIT_OPEN',
   MissingSecret: 'FLOW_MISSING_SECRET',
   UnsupportedSource: 'FLOW_UNSUPPORTED_SOURCE',
 } as const;

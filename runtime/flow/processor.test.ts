@@ -221,6 +221,77 @@ describe('createProcessor', () => {
     expect(bus.messages('DLQ')[0]!.headers[DLQ_HEADERS.errorReason]).toBe('sink_rejected');
   });
 
+  it('never dead-letters while the sink is down (circuit open) or throttling; waits as the sink asks', async () => {
+    const open = (sink: string) =>
+      new SinkError(`${sink}: circuit open`, {
+        sink,
+        permanent: false,
+        code: FlowErrorCode.SinkCircuitOpen,
+        retryAfterMs: 15,
+      });
+    const throttled = (sink: string) =>
+      new SinkError(`${sink} answered 429`, {
+        sink,
+        permanent: false,
+        status: 429,
+        code: FlowErrorCode.SinkThrottled,
+        retryAfterMs: 12,
+      });
+    // maxDeliver is 3: attempt 3 would have dead-lettered a message that merely failed.
+    const script = [open, throttled, open];
+    const erp = fakeSink('erp', (n) => script[n - 1]?.('erp'));
+    await run([erp], [{ data: JSON.stringify(order), msgId: 'wh-8' }]);
+    expect(outcomes).toEqual(['retried', 'retried', 'retried', 'delivered']);
+    expect(bus.messages('DLQ')).toHaveLength(0);
+    // The wait the sink asked for wins over a shorter backoff (5, 10, 20 here).
+    expect(bus.settlements.map((s) => s.delayMs)).toEqual([15, 12, 20, undefined]);
+    expect(await metric('tally_flow_messages_retried_total')).toEqual([
+      'tally_flow_messages_retried_total{flow="shop/shopify-orders",channel="shopify-us",reason="sink_circuit_open"} 2',
+      'tally_flow_messages_retried_total{flow="shop/shopify-orders",channel="shopify-us",reason="sink_throttled"} 1',
+    ]);
+  });
+
+  it('does not dead-letter a transient failure of a sink whose circuit it left open', async () => {
+    let state: 'closed' | 'open' = 'closed';
+    const erp = {
+      ...fakeSink('erp', (n) => {
+        if (n >= 3) state = 'open'; // this failure tripped the breaker: the sink is down, not the event
+        return n <= 3 ? transient('erp') : undefined;
+      }),
+      circuit: () => state,
+    };
+    await run([erp], [{ data: JSON.stringify(order), msgId: 'wh-9' }]);
+    expect(outcomes).toEqual(['retried', 'retried', 'retried', 'delivered']);
+    expect(bus.messages('DLQ')).toHaveLength(0);
+  });
+
+  it('observes the end-to-end latency from the ingest header', async () => {
+    const process = createProcessor({
+      config,
+      mapping,
+      sinks: [fakeSink('erp')],
+      bus,
+      metrics,
+      logger: pino({ level: 'silent' }),
+      now: () => new Date('2026-11-20T16:20:02.500Z'),
+    });
+    await bus.publish('in.0', Buffer.from(JSON.stringify(order)), {
+      msgId: 'wh-10',
+      headers: { 'Tally-Received-At': '2026-11-20T16:20:00.000Z' },
+    });
+    consumer = (await bus.consume('FLOW', 'worker', async (m) => void (await process(m)), {
+      maxInFlight: 1,
+    })) as MemoryConsumer;
+    await consumer.idle();
+    const lines = await metric('tally_flow_end_to_end_seconds');
+    expect(lines).toContain(
+      'tally_flow_end_to_end_seconds_sum{flow="shop/shopify-orders",channel="shopify-us"} 2.5',
+    );
+    expect(lines).toContain(
+      'tally_flow_end_to_end_seconds_bucket{le="5",flow="shop/shopify-orders",channel="shopify-us"} 1',
+    );
+  });
+
   it('keeps the message (nak, no term) when the dead-letter publish fails', async () => {
     bus.streams.delete('DLQ');
     await run([fakeSink('erp')], [{ data: 'nope', msgId: 'wh-7' }]);

@@ -9,10 +9,11 @@ import type { CompiledMapping } from '../mapping/types.ts';
 import { type Logger, messageLogger } from '../telemetry/logger.ts';
 import type { FlowMetrics } from '../telemetry/metrics.ts';
 import { nakDelayMs, retryDelayMs } from './backoff.ts';
-import { classifyFailure, type Failure } from './classify.ts';
-import { deadLetterHeaders, deadLetterMsgId } from './dead-letter.ts';
+import { classifyFailure, type Failure, SINK_WAIT_REASONS } from './classify.ts';
+import { DLQ_HEADERS, deadLetterHeaders, deadLetterMsgId } from './dead-letter.ts';
 import { buildEnvelope } from './envelope.ts';
 import { PayloadError, SinkError } from './errors.ts';
+import { INGEST_HEADERS, usableId } from './ingest.ts';
 import type { Sink } from './sinks/types.ts';
 import { parseTraceparent, traceFromSeed } from './trace.ts';
 
@@ -34,9 +35,17 @@ export interface ProcessorDeps {
 
 export type Outcome = 'delivered' | 'retried' | 'dead_lettered';
 
-/** The id the message was ingested under; falls back to its stream position. */
+/**
+ * The id the message was first ingested under: a replay (`tally dlq replay`) carries it in
+ * Tally-Source-Msg-Id next to its own new Nats-Msg-Id, so the event id and the idempotency key stay
+ * those of the original attempt. Else its Nats-Msg-Id; else its stream position.
+ */
 export function sourceMsgIdOf(message: BusMessage, stream: string): string {
-  return message.headers['Nats-Msg-Id'] || `${stream}:${message.streamSeq}`;
+  return (
+    usableId(message.headers[DLQ_HEADERS.sourceMsgId]) ||
+    message.headers['Nats-Msg-Id'] ||
+    `${stream}:${message.streamSeq}`
+  );
 }
 
 function parseJson(data: Uint8Array): unknown {
@@ -50,6 +59,12 @@ function parseJson(data: Uint8Array): unknown {
 /** Of several sink failures, a permanent one decides (retrying cannot fix it); else the first. */
 export function decisiveError(errors: readonly unknown[]): unknown {
   return errors.find((e) => e instanceof SinkError && e.permanent) ?? errors[0];
+}
+
+/** When the source handed the message over (Tally-Received-At), else when the stream stored it. */
+export function ingestedAtMs(message: BusMessage): number {
+  const at = Date.parse(message.headers[INGEST_HEADERS.receivedAt] ?? '');
+  return Number.isNaN(at) ? message.storedAt.getTime() : at;
 }
 
 function grandTotalOf(event: CanonicalEvent): { amount: string; currency: string } | undefined {
@@ -100,6 +115,7 @@ export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => P
       }
       await message.ack();
       for (const s of deps.sinks) metrics.delivered(s.name);
+      metrics.endToEnd(Math.max(0, now().getTime() - ingestedAtMs(message)) / 1000);
       const total = grandTotalOf(event);
       if (total) {
         try {
@@ -129,7 +145,14 @@ export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => P
     const failure = classifyFailure(err);
     metrics.failed(failure.reason);
     const attempt = message.deliveryCount;
-    const lastAttempt = attempt >= config.delivery.maxDeliver;
+    // A sink that is down or throttling is not this message's fault: it waits for the sink
+    // (nak with delay) however many attempts it took, rather than being dead-lettered.
+    const sinkDown =
+      SINK_WAIT_REASONS.includes(failure.reason) ||
+      (err instanceof SinkError &&
+        !err.permanent &&
+        deps.sinks.find((s) => s.name === err.sink)?.circuit?.() === 'open');
+    const lastAttempt = attempt >= config.delivery.maxDeliver && !sinkDown;
     const context = {
       reason: failure.reason,
       errorClass: failure.errorClass,
@@ -190,7 +213,9 @@ export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => P
     for (let attempt = 0; ; attempt++) {
       try {
         await deps.bus.publish(config.nats.deadLetterSubject, message.data, {
-          msgId: deadLetterMsgId(sourceMsgId),
+          // Per ingested message, not per source id: a replay that fails again must not be dropped
+          // as a duplicate of the dead letter it was replayed from (possibly purged already).
+          msgId: deadLetterMsgId(message.headers['Nats-Msg-Id'] || sourceMsgId),
           headers,
         });
         break;

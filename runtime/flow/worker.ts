@@ -5,18 +5,27 @@ import type { Registry } from 'prom-client';
 import { durationMs } from '../../api/common.ts';
 import type { FlowWorkerConfig } from '../../api/worker-config.ts';
 import { connectJetStreamBus } from '../bus/jetstream.ts';
+import { Slots } from '../bus/slots.ts';
 import type { Bus, ConsumerHandle, SubscriptionHandle } from '../bus/types.ts';
 import { type HttpServerHandle, listenAddress, type RouteHandler, startHttpServer } from '../http/server.ts';
 import { compileMapping } from '../mapping/index.ts';
 import type { CompiledMapping } from '../mapping/types.ts';
+import { flowNames, isOrdered, partitionCount } from '../nats/flow-resources.ts';
 import { createLogger, type Logger } from '../telemetry/logger.ts';
 import { createFlowMetrics } from '../telemetry/metrics.ts';
 import { FlowErrorCode, WorkerStartupError } from './errors.ts';
+import { createIngestRouter } from './partition.ts';
 import { createProcessor } from './processor.ts';
 import { type Env, requireEnv } from './secrets.ts';
 import { createHttpSink } from './sinks/http-sink.ts';
 import { createNatsSink } from './sinks/nats-sink.ts';
 import type { Sink } from './sinks/types.ts';
+import {
+  type HttpPollHandle,
+  type PreparedPoll,
+  prepareHttpPoll,
+  startHttpPollSource,
+} from './sources/http-poll.ts';
 import { startNatsSource } from './sources/nats-source.ts';
 import { createWebhookHandler } from './sources/webhook.ts';
 
@@ -32,6 +41,8 @@ export interface FlowWorkerOptions {
   maxInFlight?: number;
   /** Include Node process metrics on /metrics; default true. */
   processMetrics?: boolean;
+  /** How often consumer lag is read from JetStream for /metrics; default 15 s. */
+  lagPollMs?: number;
 }
 
 export interface FlowWorkerHandle {
@@ -48,19 +59,27 @@ export interface FlowWorkerHandle {
 
 const DEFAULT_GRACE_MS = 20_000;
 const DEFAULT_IN_FLIGHT = 16;
+const DEFAULT_LAG_POLL_MS = 15_000;
+
+/** The worker's consumers (one per partition in an ordered flow) as one handle. */
+function allConsumers(handles: readonly ConsumerHandle[]): ConsumerHandle {
+  return {
+    running: () => handles.length > 0 && handles.every((h) => h.running()),
+    stop: async (graceMs) => {
+      await Promise.all(handles.map((h) => h.stop(graceMs)));
+    },
+    inFlight: () => handles.reduce((n, h) => n + h.inFlight(), 0),
+  };
+}
 
 /** Everything that must hold before anything starts: secrets present, mapping compiles, source supported. */
 function prepare(
   config: FlowWorkerConfig,
   env: Env,
-): { secret: string | undefined; mapping: CompiledMapping } {
+): { secret: string | undefined; mapping: CompiledMapping; httpPoll: PreparedPoll | undefined } {
   const source = config.source;
-  if (source.type === 'httpPoll') {
-    throw new WorkerStartupError(
-      FlowErrorCode.UnsupportedSource,
-      'source type httpPoll is not supported by this worker version yet; use a webhook, nats or batch source',
-    );
-  }
+  // httpPoll source: credentials and paths checked before anything starts.
+  const httpPoll = source.type === 'httpPoll' ? prepareHttpPoll(source, env) : undefined;
   let secret: string | undefined;
   if (source.type === 'webhook' && source.signature.scheme !== 'none') {
     if (!source.signature.secret) {
@@ -71,7 +90,7 @@ function prepare(
     }
     secret = requireEnv(env, source.signature.secret.env, 'webhook signing secret');
   }
-  return { secret, mapping: compileMapping(config.mapping) };
+  return { secret, mapping: compileMapping(config.mapping), httpPoll };
 }
 
 export async function runFlowWorker(
@@ -85,7 +104,20 @@ export async function runFlowWorker(
     options.logger?.child({ flow: flowId, channel: config.flow.channel }) ??
     createLogger({ flow: flowId, channel: config.flow.channel });
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
-  const { secret, mapping } = prepare(config, env);
+  const { secret, mapping, httpPoll } = prepare(config, env);
+  // Ordered flows: the partition of each payload, and one consumer per partition (docs/delivery.md).
+  const ordered = isOrdered(config.delivery);
+  const partitions = partitionCount(config.delivery);
+  const names = flowNames(config.flow);
+  const route = createIngestRouter({
+    partitionKey: config.delivery.partitionKey,
+    partitions,
+    subject: (p) => (ordered ? names.ingestSubject(p) : config.nats.ingestSubject),
+    logger,
+  });
+  const consumerNames = ordered
+    ? Array.from({ length: partitions }, (_, p) => names.partitionConsumer(p))
+    : [config.nats.consumer];
   const metrics = createFlowMetrics(
     { flow: flowId, channel: config.flow.channel },
     { processMetrics: options.processMetrics ?? true },
@@ -94,6 +126,7 @@ export async function runFlowWorker(
   let bus: Bus | undefined;
   let consumer: ConsumerHandle | undefined;
   let subscription: SubscriptionHandle | undefined;
+  let poller: HttpPollHandle | undefined; // httpPoll source
   let stopping = false;
 
   // HTTP sinks first: a missing auth secret must stop us before we touch NATS.
@@ -107,17 +140,39 @@ export async function runFlowWorker(
   try {
     for (const s of config.sinks) {
       const observe = (code: string, seconds: number) => metrics.sinkRequest(s.name, code, seconds);
-      sinks.push(
-        s.type === 'http' ? createHttpSink(s, { env, observe }) : createNatsSink(s, lazyBus, observe),
-      );
+      if (s.type === 'http') {
+        metrics.circuit(s.name, 'closed', false);
+        sinks.push(
+          createHttpSink(s, {
+            env,
+            observe,
+            maxRetryAfterMs: durationMs(config.delivery.maxBackoff),
+            onCircuitChange: (from, to) => {
+              metrics.circuit(s.name, to);
+              const log = { sink: s.name, from, to };
+              if (to === 'open') logger.warn(log, 'sink circuit opened: events wait instead of calling it');
+              else
+                logger.info(
+                  log,
+                  `sink circuit ${to === 'closed' ? 'closed: sink is back' : 'half-open: probing'}`,
+                );
+            },
+          }),
+        );
+      } else sinks.push(createNatsSink(s, lazyBus, observe));
     }
   } catch (err) {
     await Promise.all(sinks.map((s) => s.close()));
     throw err;
   }
+  // Every partition consumer keeps one pull open, each needing a slot: at least one per partition.
   const maxInFlight =
     options.maxInFlight ??
-    Math.max(DEFAULT_IN_FLIGHT, ...config.sinks.map((s) => (s.type === 'http' ? s.maxInFlight : 0)));
+    Math.max(
+      DEFAULT_IN_FLIGHT,
+      ordered ? partitions : 0,
+      ...config.sinks.map((s) => (s.type === 'http' ? s.maxInFlight : 0)),
+    );
 
   const routes = new Map<string, RouteHandler>();
   if (config.source.type === 'webhook') {
@@ -127,7 +182,7 @@ export async function runFlowWorker(
         source: config.source,
         secret,
         bus: () => bus,
-        ingestSubject: config.nats.ingestSubject,
+        route,
         metrics,
         logger,
         accepting: () => !stopping,
@@ -140,8 +195,13 @@ export async function runFlowWorker(
       nats: bus?.connected() ?? false,
       consumer: consumer?.running() ?? false,
       accepting: !stopping,
+      // httpPoll source: its own NATS connection for the cursor and lease.
+      ...(httpPoll ? { pollerState: poller?.ready() ?? false } : {}),
     };
-    return { ready: checks.nats && checks.consumer && checks.accepting, checks };
+    return {
+      ready: checks.nats && checks.consumer && checks.accepting && (checks.pollerState ?? true),
+      checks,
+    };
   };
 
   let server: HttpServerHandle;
@@ -160,13 +220,39 @@ export async function runFlowWorker(
     resolveStopped = resolve;
   });
   const startup = new AbortController();
+
+  // Consumer lag for /metrics, read from JetStream now and then (every replica reads it; cheap).
+  let lagTimer: NodeJS.Timeout | undefined;
+  const startLagPoll = (live: Bus) => {
+    const poll = async () => {
+      try {
+        const lags = await Promise.all(consumerNames.map((n) => live.consumerLag(config.nats.stream, n)));
+        metrics.consumerLag({
+          pending: lags.reduce((n, l) => n + l.pending, 0),
+          ackPending: lags.reduce((n, l) => n + l.ackPending, 0),
+        });
+      } catch (err) {
+        logger.debug({ err }, 'consumer lag not read');
+      }
+    };
+    void poll();
+    lagTimer = setInterval(() => void poll(), options.lagPollMs ?? DEFAULT_LAG_POLL_MS);
+    lagTimer.unref();
+  };
+
   let stopping$: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping$ ??= (async () => {
       stopping = true;
       startup.abort();
+      clearInterval(lagTimer);
       logger.info({ graceMs }, 'stopping: no new webhooks or messages; finishing those in progress');
-      await Promise.all([server.close(graceMs), subscription?.stop(), consumer?.stop(graceMs)]);
+      await Promise.all([
+        server.close(graceMs),
+        subscription?.stop(),
+        poller?.stop(graceMs), // httpPoll source: finishes the page in progress
+        consumer?.stop(graceMs),
+      ]);
       if (consumer && consumer.inFlight() > 0) {
         logger.warn(
           { inFlight: consumer.inFlight() },
@@ -207,12 +293,26 @@ export async function runFlowWorker(
       subscription = startNatsSource({
         subject: config.source.subject,
         queue: `tally_${config.flow.namespace}_${config.flow.name}`,
-        ingestSubject: config.nats.ingestSubject,
+        route,
         bus,
         metrics,
         logger,
       });
     }
+    // --- httpPoll source (runtime/flow/sources/http-poll.ts) ---
+    if (httpPoll) {
+      poller = startHttpPollSource({
+        prepared: httpPoll,
+        flow: { namespace: config.flow.namespace, name: config.flow.name, channel: config.flow.channel },
+        nats: config.nats,
+        replicas: config.stream.replicas,
+        route,
+        bus,
+        metrics,
+        logger,
+      });
+    }
+    // --- end httpPoll source ---
     const processMessage = createProcessor({
       config: {
         flow: config.flow,
@@ -231,17 +331,31 @@ export async function runFlowWorker(
       metrics,
       logger,
     });
-    consumer = await bus.consume(
-      config.nats.stream,
-      config.nats.consumer,
-      async (m) => {
-        await processMessage(m);
-      },
-      { maxInFlight },
+    // One slot per message held, shared by every consumer: nothing is pulled without a free slot.
+    const slots = new Slots(maxInFlight);
+    const handler = async (m: Parameters<typeof processMessage>[0]) => {
+      await processMessage(m);
+    };
+    const live = bus;
+    consumer = allConsumers(
+      await Promise.all(
+        consumerNames.map((name) =>
+          // Ordered: the server lets one message per partition out at a time; pull just that one.
+          live.consume(config.nats.stream, name, handler, { maxInFlight: ordered ? 1 : maxInFlight, slots }),
+        ),
+      ),
     );
     if (stopping) await consumer.stop(0);
+    else startLagPoll(live);
     logger.info(
-      { stream: config.nats.stream, consumer: config.nats.consumer, maxInFlight, port: server.port },
+      {
+        stream: config.nats.stream,
+        consumers: consumerNames.length > 4 ? `${consumerNames[0]}..${consumerNames.at(-1)}` : consumerNames,
+        ordered,
+        partitions,
+        maxInFlight,
+        port: server.port,
+      },
       'flow worker started',
     );
   } catch (err) {

@@ -1,48 +1,108 @@
 // Compile a mapping once, then map payloads: evaluate the JSONata expression under the mapping's limits,
 // validate the result against the canonical entity, and evaluate the business key over it.
+//
+// Two evaluators give the same answers: jsonata's interpreter, and the fast path (./compiler/), the
+// expression compiled to JavaScript, used when the compiler supports every construct in it. The fast
+// path hands anything unusual to the interpreter, whose answer then stands: an evaluation that fails
+// (so errors, with their messages and locations, are the interpreter's own), one that needs more than
+// a short time slice (the interpreter yields to the event loop and enforces timeoutMs), and input
+// the compiled code cannot handle.
 import jsonata from 'jsonata';
 import { canonicalSchemas } from '../../api/canonical/index.ts';
+import { compileFast, type FastExpression, FastPathTimeSlice } from './compiler/index.ts';
+import { copyJsonValue } from './compiler/json-copy.ts';
 import {
   BusinessKeyError,
   CanonicalValidationError,
   MappingCompileError,
+  MappingLimitError,
   type MappingPart,
 } from './errors.ts';
-import { EVALUATE_ENTRY_HOOK, evaluationGuard } from './evaluation-guard.ts';
+import { EVALUATE_ENTRY_HOOK, evaluationGuard, YIELD_AFTER_MS } from './evaluation-guard.ts';
 import { mappingFunctions } from './functions.ts';
-import { toJsonValue } from './json.ts';
 import { compileError, evaluationError } from './jsonata-errors.ts';
 import type { CompiledMapping, MappingDefinition, MappingResult } from './types.ts';
 
-export function compileMapping(def: MappingDefinition): CompiledMapping {
+/** Which evaluator runs a mapping: 'auto' (the default) is the fast path when it supports the expression. */
+export type EvaluationPath = 'auto' | 'fast' | 'interpreter';
+
+export interface CompileMappingOptions {
+  /** 'fast' refuses (MappingCompileError) an expression the fast path does not support. */
+  path?: EvaluationPath;
+}
+
+export interface EngineMapping extends CompiledMapping {
+  /** The evaluator of spec.expression. */
+  readonly path: 'fast' | 'interpreter';
+  /** The evaluator of each part, and why the fast path was not used where it was not. */
+  readonly paths: Readonly<
+    Record<MappingPart, { path: 'fast' | 'interpreter'; fallbackReason: string | undefined }>
+  >;
+  /** The value of spec.expression for a payload, before validation (benchmarks, diagnostics). */
+  evaluate(input: unknown): Promise<unknown>;
+}
+
+interface CompiledPart {
+  part: MappingPart;
+  source: string;
+  interpreter: jsonata.Expression;
+  fast: FastExpression | undefined;
+  fallbackReason: string | undefined;
+}
+
+export function compileMapping(def: MappingDefinition, options: CompileMappingOptions = {}): EngineMapping {
   // Our own copy: later changes to the caller's object must not change a compiled mapping.
   const definition = structuredClone(def);
   checkLimits(definition.limits);
-  const expression = compileExpression('expression', definition.expression, definition);
-  const businessKey = compileExpression('businessKey', definition.businessKey, definition);
+  const mode = options.path ?? 'auto';
+  const expression = compilePart('expression', definition.expression, definition, mode);
+  const businessKey = compilePart('businessKey', definition.businessKey, definition, mode);
   const schema = canonicalSchemas[definition.entity];
+  // The fast path is synchronous: it may hold the event loop for a slice as short as the interpreter's.
+  const slice = Math.min(definition.limits.timeoutMs, YIELD_AFTER_MS);
 
-  async function evaluate(part: MappingPart, expr: jsonata.Expression, source: string, input: unknown) {
+  async function evaluate(compiled: CompiledPart, input: unknown) {
+    if (compiled.fast) {
+      try {
+        return compiled.fast.evaluate(input, undefined, { timeSliceMs: slice });
+      } catch (err) {
+        if (err instanceof FastPathTimeSlice && slice >= definition.limits.timeoutMs) {
+          throw new MappingLimitError(compiled.part, 'timeoutMs', definition.limits.timeoutMs, {
+            cause: err,
+          });
+        }
+        // Otherwise the interpreter evaluates it again, and its result or error is the answer.
+      }
+    }
     try {
-      return await expr.evaluate(input);
+      return await compiled.interpreter.evaluate(input);
     } catch (err) {
-      throw evaluationError(part, source, definition.limits, err);
+      throw evaluationError(compiled.part, compiled.source, definition.limits, err);
     }
   }
 
   return {
     definition,
+    path: expression.fast ? 'fast' : 'interpreter',
+    paths: {
+      expression: {
+        path: expression.fast ? 'fast' : 'interpreter',
+        fallbackReason: expression.fallbackReason,
+      },
+      businessKey: {
+        path: businessKey.fast ? 'fast' : 'interpreter',
+        fallbackReason: businessKey.fallbackReason,
+      },
+    },
+    evaluate: (input) => evaluate(expression, input),
     async map(input: unknown): Promise<MappingResult> {
-      const raw = toJsonValue(await evaluate('expression', expression, definition.expression, input));
+      const raw = copyJsonValue(await evaluate(expression, input));
       const parsed = schema.safeParse(raw);
       if (!parsed.success) {
         throw new CanonicalValidationError(definition.entity, parsed.error.issues, { cause: parsed.error });
       }
       const output = parsed.data as Record<string, unknown>;
-      const key = businessKeyText(
-        definition.businessKey,
-        await evaluate('businessKey', businessKey, definition.businessKey, output),
-      );
+      const key = businessKeyText(definition.businessKey, await evaluate(businessKey, output));
       return { output, key };
     },
   };
@@ -58,6 +118,36 @@ function checkLimits(limits: MappingDefinition['limits']): void {
       });
     }
   }
+}
+
+function compilePart(
+  part: MappingPart,
+  source: string,
+  def: MappingDefinition,
+  mode: EvaluationPath,
+): CompiledPart {
+  const interpreter = compileExpression(part, source, def);
+  if (mode === 'interpreter') {
+    return { part, source, interpreter, fast: undefined, fallbackReason: 'the interpreter was asked for' };
+  }
+  let fast: FastExpression | undefined;
+  let fallbackReason: string | undefined;
+  try {
+    // $now and $millis are the compiler's own, reading the evaluation's timestamp like ours below.
+    const compiled = compileFast(source, {
+      functions: mappingFunctions(def.lookups),
+      maxDepth: def.limits.maxDepth,
+    });
+    if (compiled.supported) fast = compiled.expression;
+    else fallbackReason = compiled.reason;
+  } catch (err) {
+    // A compiler fault must cost speed, never a mapping.
+    fallbackReason = `the compiler failed: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  if (mode === 'fast' && fast === undefined) {
+    throw new MappingCompileError(`spec.${part} cannot use the fast path: ${fallbackReason}`, { part });
+  }
+  return { part, source, interpreter, fast, fallbackReason };
 }
 
 function compileExpression(part: MappingPart, source: string, def: MappingDefinition): jsonata.Expression {

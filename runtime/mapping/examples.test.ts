@@ -13,19 +13,37 @@ interface Resource {
   kind?: string;
   metadata?: { name?: string };
   spec?: unknown;
+  data?: Record<string, string>;
 }
 
-const mappings = globSync('**/*.yaml', { cwd: examples }).flatMap((file) =>
-  (yaml.loadAll(readFileSync(`${examples}${file}`, 'utf8')) as Resource[])
-    .filter((doc) => doc?.kind === 'CanonicalMapping')
-    .map((doc) => ({
-      file,
-      name: doc.metadata?.name ?? '',
-      spec: canonicalMappingSpecSchema.parse(doc.spec),
-    })),
+const documents = globSync('**/*.yaml', { cwd: examples }).flatMap((file) =>
+  (yaml.loadAll(readFileSync(`${examples}${file}`, 'utf8')) as Resource[]).map((doc) => ({ file, doc })),
 );
 
-/** What the operator hands the engine, with the tables inline (the examples use no ConfigMaps). */
+const mappings = documents
+  .filter(({ doc }) => doc?.kind === 'CanonicalMapping')
+  .map(({ file, doc }) => ({
+    file,
+    name: doc.metadata?.name ?? '',
+    spec: canonicalMappingSpecSchema.parse(doc.spec),
+  }));
+
+/** The ConfigMaps shipped beside the mappings, by name (configMapRef lookup tables read them). */
+const configMaps = new Map(
+  documents
+    .filter(({ doc }) => doc?.kind === 'ConfigMap')
+    .map(({ doc }) => [doc.metadata?.name ?? '', doc.data ?? {}]),
+);
+
+/** A configMapRef table as the operator reads it: the whole ConfigMap, or one key holding YAML. */
+function configMapTable(ref: { name: string; key?: string | undefined }): Record<string, string> {
+  const data = configMaps.get(ref.name);
+  if (!data) throw new Error(`examples lack ConfigMap ${ref.name}`);
+  if (!ref.key) return data;
+  return yaml.load(data[ref.key] ?? '') as Record<string, string>;
+}
+
+/** What the operator hands the engine, with the tables resolved. */
 function definition(name: string, spec: CanonicalMappingSpec): MappingDefinition {
   return {
     name: `default/${name}`,
@@ -36,7 +54,10 @@ function definition(name: string, spec: CanonicalMappingSpec): MappingDefinition
     lookups: Object.fromEntries(
       spec.lookups.map((t) => [
         t.name,
-        { values: t.inline ?? {}, ...(t.default === undefined ? {} : { default: t.default }) },
+        {
+          values: t.inline ?? configMapTable(t.configMapRef!),
+          ...(t.default === undefined ? {} : { default: t.default }),
+        },
       ]),
     ),
     limits: { timeoutMs: spec.limits.timeoutMs ?? 100, maxDepth: spec.limits.maxDepth ?? 500 },
@@ -44,9 +65,11 @@ function definition(name: string, spec: CanonicalMappingSpec): MappingDefinition
 }
 
 describe('examples', () => {
-  it('has CanonicalMappings with test cases', () => {
-    expect(mappings.length).toBeGreaterThanOrEqual(2);
-    for (const m of mappings) expect(m.spec.tests.length, m.file).toBeGreaterThan(0);
+  it('has CanonicalMappings with exact and partial test cases', () => {
+    expect(mappings.length).toBeGreaterThanOrEqual(8);
+    for (const m of mappings) {
+      expect(new Set(m.spec.tests.map((t) => t.match)), m.file).toEqual(new Set(['exact', 'partial']));
+    }
   });
 
   it.each(mappings.map((m) => [m.file, m] as const))('%s passes its embedded tests', async (_file, m) => {

@@ -6,6 +6,9 @@ import {
   flowConsumerConfigs,
   isFlowConsumerName,
   partitionCount,
+  retiredConsumerDeletable,
+  startSeqOf,
+  subjectMatches,
 } from './flow-resources.ts';
 
 const flow = { namespace: 'shop', name: 'orders' };
@@ -87,5 +90,47 @@ describe('consumerStart', () => {
 
   it('takes only new messages on a partition subject no existing consumer covers', () => {
     expect(consumerStart('f.in.5', [existing('worker-0', 'f.in.0', 3)])).toEqual({ deliver_policy: 'new' });
+  });
+});
+
+describe('retiredConsumerDeletable', () => {
+  const retired = (filterSubject: string, floor: number, pending: number) => ({
+    name: 'old',
+    filterSubject,
+    ackFloorStreamSeq: floor,
+    pending,
+    ackPending: 0,
+  });
+
+  it('lets a drained consumer go', () => {
+    expect(retiredConsumerDeletable(retired('f.in.3', 9, 0), ['f.in.3'], [])).toBe(true);
+  });
+
+  it('lets the unordered consumer go once the partition consumers start at or before its floor', () => {
+    const layout = [
+      { filterSubject: 'f.in.0', startSeq: 42 },
+      { filterSubject: 'f.in.1', startSeq: 42 },
+    ];
+    expect(retiredConsumerDeletable(retired('f.in.>', 41, 7), ['f.in.0'], layout)).toBe(true);
+    // A new consumer that starts later would skip what the old one still holds.
+    expect(retiredConsumerDeletable(retired('f.in.>', 30, 7), ['f.in.0'], layout)).toBe(false);
+  });
+
+  it('keeps a partition consumer whose subject the new layout no longer serves until it is drained', () => {
+    const layout = [
+      { filterSubject: 'f.in.0', startSeq: 1 },
+      { filterSubject: 'f.in.1', startSeq: 1 },
+    ];
+    expect(retiredConsumerDeletable(retired('f.in.3', 5, 2), ['f.in.0', 'f.in.3'], layout)).toBe(false);
+  });
+
+  it('reads where a consumer starts and matches subjects as NATS does', () => {
+    expect(startSeqOf({ deliver_policy: 'all' })).toBe(1);
+    expect(startSeqOf({ deliver_policy: 'by_start_sequence', opt_start_seq: 18 })).toBe(18);
+    expect(startSeqOf({ deliver_policy: 'new' })).toBe(Number.POSITIVE_INFINITY);
+    expect(subjectMatches('f.in.>', 'f.in.3')).toBe(true);
+    expect(subjectMatches('f.in.>', 'f.in')).toBe(false);
+    expect(subjectMatches('f.*.3', 'f.in.3')).toBe(true);
+    expect(subjectMatches('f.in.3', 'f.in.4')).toBe(false);
   });
 });

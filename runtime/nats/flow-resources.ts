@@ -160,3 +160,42 @@ export function consumerStart(filterSubject: string, existing: readonly Existing
   const floor = Math.min(...overlapping.map((c) => c.ackFloorStreamSeq));
   return { deliver_policy: 'by_start_sequence', opt_start_seq: floor + 1 };
 }
+
+/** NATS subject matching: `*` matches one token, `>` one or more at the end. */
+export function subjectMatches(filter: string, subject: string): boolean {
+  const f = filter.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '>') return s.length > i;
+    if (i >= s.length || (f[i] !== '*' && f[i] !== s[i])) return false;
+  }
+  return f.length === s.length;
+}
+
+/** The first stream sequence a consumer delivers, from its start settings (`new`: unknown, so never). */
+export function startSeqOf(start: { deliver_policy: string; opt_start_seq?: number }): number {
+  if (start.deliver_policy === 'all') return 1;
+  if (start.deliver_policy === 'by_start_sequence') return start.opt_start_seq ?? 1;
+  return Number.POSITIVE_INFINITY;
+}
+
+/**
+ * Whether a consumer of an earlier layout can go (pure). Yes when it holds nothing; also when
+ * every subject it could still deliver from is covered by a consumer of the new layout that
+ * starts at or before its ack floor, so everything it holds is delivered again by the new layout
+ * (switching between ordered and unordered). Otherwise (fewer partitions, messages still on a
+ * partition no longer served) it stays until drained: docs/delivery.md.
+ */
+export function retiredConsumerDeletable(
+  retired: ExistingConsumer & { pending: number; ackPending: number },
+  /** Subjects of the flow stream that hold messages. */
+  subjects: readonly string[],
+  layout: readonly { filterSubject: string; startSeq: number }[],
+): boolean {
+  if (retired.pending === 0 && retired.ackPending === 0) return true;
+  return subjects
+    .filter((s) => subjectMatches(retired.filterSubject, s))
+    .every((s) =>
+      layout.some((c) => subjectMatches(c.filterSubject, s) && c.startSeq <= retired.ackFloorStreamSeq + 1),
+    );
+}

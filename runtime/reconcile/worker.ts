@@ -112,28 +112,33 @@ export async function runReconWorker(
       { cause },
     );
   });
-  if (start.state.messages === 0) {
-    caughtUp = true;
-    markCaughtUp();
-  }
-
-  const consumer = await js.consumers.get(config.nats.canonicalStream, {
-    filter_subjects: config.nats.filterSubjects,
-  });
+  const consumer = await js.consumers.get(config.nats.canonicalStream, { filter_subjects: config.nats.filterSubjects });
   const messages = await consumer.consume({ max_messages: 512 });
+  // Consumer (not stream) sequence: a filtered consumer's stream position runs ahead of what
+  // it delivers.
+  let lastDelivered = 0;
   const reading = (async () => {
     for await (const m of messages) {
       handle(m);
-      if (!caughtUp && m.info.pending === 0) {
-        caughtUp = true;
-        markCaughtUp();
-        log.info(
-          { keys: engine.size, windows: engine.windows().length },
-          'caught up with the canonical stream',
-        );
-      }
+      lastDelivered = m.info.deliverySequence;
     }
   })();
+  // Caught up when the server has nothing pending for our filters and we processed all it sent;
+  // a stream may hold nothing for this policy, so waiting for a message would never end.
+  const catchUp = setInterval(() => {
+    if (caughtUp) return;
+    void consumer
+      .info(false)
+      .then((info) => {
+        if (!caughtUp && info.num_pending === 0 && info.delivered.consumer_seq <= lastDelivered) {
+          caughtUp = true;
+          clearInterval(catchUp);
+          markCaughtUp();
+          log.info({ keys: engine.size, windows: engine.windows().length, read: start.state.messages }, 'caught up with the canonical stream');
+        }
+      })
+      .catch(() => undefined);
+  }, 100);
 
   function handle(m: JsMsg): void {
     let ev: CanonicalEvent;
@@ -270,6 +275,7 @@ export async function runReconWorker(
     stop() {
       stopping ??= (async () => {
         clearInterval(timer);
+        clearInterval(catchUp);
         await messages.close();
         await reading.catch(() => undefined);
         // Wait for a tick in progress so a report is not half published.

@@ -36,10 +36,29 @@ describe('createFlowMetrics', () => {
     expect(text).toContain('tally_orders_total{channel="web",currency="USD"} 1001\n');
   });
 
+  it('shows lag, end-to-end latency and circuit state with bounded labels', async () => {
+    const m = createFlowMetrics({ flow: 'ns/a', channel: 'web' }, { processMetrics: false });
+    m.consumerLag({ pending: 12, ackPending: 3 });
+    m.endToEnd(0.2);
+    m.circuit('erp', 'closed', false);
+    m.circuit('erp', 'open');
+    const text = await m.registry.metrics();
+    expect(text).toContain('tally_flow_consumer_pending_messages{flow="ns/a",channel="web"} 12\n');
+    expect(text).toContain('tally_flow_consumer_ack_pending_messages{flow="ns/a",channel="web"} 3\n');
+    expect(text).toContain('tally_flow_end_to_end_seconds_count{flow="ns/a",channel="web"} 1\n');
+    expect(text).toContain('tally_flow_sink_circuit_state{flow="ns/a",sink="erp",state="open"} 1\n');
+    expect(text).toContain('tally_flow_sink_circuit_state{flow="ns/a",sink="erp",state="closed"} 0\n');
+    expect(text).toContain('tally_flow_sink_circuit_transitions_total{flow="ns/a",sink="erp",state="open"} 1\n');
+    expect(text).not.toContain('tally_flow_sink_circuit_transitions_total{flow="ns/a",sink="erp",state="closed"}');
+  });
+
   it('names every metric by the Prometheus conventions', async () => {
     const m = createFlowMetrics({ flow: 'ns/a', channel: 'web' }, { processMetrics: false });
     const names = (await m.registry.getMetricsAsJSON()).map((x) => x.name).sort();
     expect(names).toEqual([
+      'tally_flow_consumer_ack_pending_messages',
+      'tally_flow_consumer_pending_messages',
+      'tally_flow_end_to_end_seconds',
       'tally_flow_in_flight',
       'tally_flow_messages_dead_lettered_total',
       'tally_flow_messages_deduplicated_total',
@@ -48,6 +67,8 @@ describe('createFlowMetrics', () => {
       'tally_flow_messages_received_total',
       'tally_flow_messages_retried_total',
       'tally_flow_processing_seconds',
+      'tally_flow_sink_circuit_state',
+      'tally_flow_sink_circuit_transitions_total',
       'tally_flow_sink_request_seconds',
       'tally_order_value_total',
       'tally_orders_total',

@@ -13,6 +13,9 @@ export interface FlowMetricLabels {
 export type FlowMetrics = ReturnType<typeof createFlowMetrics>;
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** End to end includes retries with backoff, so it reaches further than one request. */
+const END_TO_END_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];
+const CIRCUIT_STATES = ['closed', 'open', 'half_open'] as const;
 
 export function createFlowMetrics(labels: FlowMetricLabels, options: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
@@ -75,6 +78,37 @@ export function createFlowMetrics(labels: FlowMetricLabels, options: { processMe
     labelNames: ['flow', 'channel'] as const,
     registers,
   });
+  const endToEnd = new Histogram({
+    name: 'tally_flow_end_to_end_seconds',
+    help: 'Time from the source handing an event over (Tally-Received-At) to its delivery to every sink, retries included.',
+    labelNames: ['flow', 'channel'] as const,
+    buckets: END_TO_END_BUCKETS,
+    registers,
+  });
+  const consumerPending = new Gauge({
+    name: 'tally_flow_consumer_pending_messages',
+    help: 'Consumer lag: messages stored in the flow stream and not yet delivered to a worker (summed over partitions; polled).',
+    labelNames: ['flow', 'channel'] as const,
+    registers,
+  });
+  const consumerAckPending = new Gauge({
+    name: 'tally_flow_consumer_ack_pending_messages',
+    help: 'Messages handed to workers and not yet acked, including those waiting for redelivery (summed over partitions; polled).',
+    labelNames: ['flow', 'channel'] as const,
+    registers,
+  });
+  const circuitState = new Gauge({
+    name: 'tally_flow_sink_circuit_state',
+    help: "State of the sink's circuit breaker: 1 for the current state, 0 for the others.",
+    labelNames: ['flow', 'sink', 'state'] as const,
+    registers,
+  });
+  const circuitChanges = new Counter({
+    name: 'tally_flow_sink_circuit_transitions_total',
+    help: 'Changes of state of the sink circuit breaker, by the state entered.',
+    labelNames: ['flow', 'sink', 'state'] as const,
+    registers,
+  });
   const orders = new Counter({
     name: 'tally_orders_total',
     help: 'Canonical orders delivered to every sink, by channel and currency.',
@@ -128,6 +162,18 @@ export function createFlowMetrics(labels: FlowMetricLabels, options: { processMe
     },
     sinkRequest: (sink: string, code: string, seconds: number) =>
       sinkRequest.observe({ flow, sink, code }, seconds),
+    /** Source hand-over to delivery to every sink. */
+    endToEnd: (seconds: number) => endToEnd.observe({ flow, channel }, seconds),
+    /** Latest consumer info, summed over the flow's consumers. */
+    consumerLag: (lag: { pending: number; ackPending: number }) => {
+      consumerPending.set({ flow, channel }, lag.pending);
+      consumerAckPending.set({ flow, channel }, lag.ackPending);
+    },
+    /** A sink with a circuit breaker: its current state (call once at start, then on every change). */
+    circuit: (sink: string, state: (typeof CIRCUIT_STATES)[number], changed = true) => {
+      for (const s of CIRCUIT_STATES) circuitState.set({ flow, sink, state: s }, s === state ? 1 : 0);
+      if (changed) circuitChanges.inc({ flow, sink, state });
+    },
     webhook: (code: number) => webhookRequests.inc({ flow, channel, code: String(code) }),
     /** Count one delivered order and its grand total. */
     order: (grandTotal: { amount: string; currency: string }) => {

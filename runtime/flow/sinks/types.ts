@@ -6,5 +6,7 @@ export interface Sink {
   readonly type: 'http' | 'nats';
   /** `body` is the serialised envelope (so every sink sends the same bytes). */
   deliver(event: CanonicalEvent, body: Uint8Array): Promise<void>;
+  /** State of the sink's circuit breaker, for sinks that have one. */
+  circuit?(): 'closed' | 'open' | 'half_open';
   close(): Promise<void>;
 }

@@ -5,12 +5,14 @@ import type { Bus, CoreMessage } from '../../bus/types.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { FlowMetrics } from '../../telemetry/metrics.ts';
 import { contentHashId, ingestHeaders, usableId } from '../ingest.ts';
+import type { IngestRouter } from '../partition.ts';
 import { traceFromHeader } from '../trace.ts';
 
 export interface NatsSourceDeps {
   subject: string;
   queue: string;
-  ingestSubject: string;
+  /** The flow-stream subject (partition) of each payload. */
+  route: IngestRouter;
   bus: Bus;
   metrics: FlowMetrics;
   logger: Logger;
@@ -30,7 +32,8 @@ export function startNatsSource(deps: NatsSourceDeps) {
       const msgId = natsSourceMsgId(m);
       const trace = traceFromHeader(m.headers.traceparent);
       try {
-        const ack = await deps.bus.publish(deps.ingestSubject, m.data, {
+        const { subject } = await deps.route(m.data);
+        const ack = await deps.bus.publish(subject, m.data, {
           msgId,
           headers: ingestHeaders({ source: 'nats', trace, receivedAt: now() }),
         });

@@ -9,6 +9,7 @@ import { sendJson } from '../../http/server.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { FlowMetrics } from '../../telemetry/metrics.ts';
 import { ingestHeaders, KEPT_WEBHOOK_HEADERS, webhookMsgId } from '../ingest.ts';
+import type { IngestRouter } from '../partition.ts';
 import { verifySignature } from '../signature.ts';
 import { traceFromHeader } from '../trace.ts';
 
@@ -19,7 +20,8 @@ export interface WebhookDeps {
   /** The shared signing secret (undefined only for scheme none). */
   secret: string | undefined;
   bus: () => (BusWriter & { connected(): boolean }) | undefined;
-  ingestSubject: string;
+  /** The flow-stream subject (partition) of each payload. */
+  route: IngestRouter;
   metrics: FlowMetrics;
   logger: Logger;
   /** False while stopping: new requests get 503. */
@@ -79,8 +81,9 @@ export function createWebhookHandler(deps: WebhookDeps) {
       return reply(res, 401, { error: verdict.message });
     }
 
+    let parsed: unknown;
     try {
-      JSON.parse(body.toString('utf8'));
+      parsed = JSON.parse(body.toString('utf8'));
     } catch (err) {
       return reply(res, 400, { error: `body is not valid JSON: ${(err as Error).message}` });
     }
@@ -101,7 +104,8 @@ export function createWebhookHandler(deps: WebhookDeps) {
     }
     const log = logger.child({ sourceMsgId: msgId, traceId: trace.traceId });
     try {
-      const ack = await bus.publish(deps.ingestSubject, body, {
+      const { subject } = await deps.route(body, parsed);
+      const ack = await bus.publish(subject, body, {
         msgId,
         headers: ingestHeaders({ source: 'webhook', trace, receivedAt: new Date(now()), kept }),
       });

@@ -1,0 +1,22 @@
+// Errors of reading and replaying dead letters: each says what is wrong and how to fix it.
+
+export const DeadLetterErrorCode = {
+  /** NATS cannot be reached (or has no JetStream). */
+  Unreachable: 'DLQ_NATS_UNREACHABLE',
+  /** The flow's dead-letter or ingest stream does not exist. */
+  StreamMissing: 'DLQ_STREAM_MISSING',
+  /** No dead letter at that sequence. */
+  NotFound: 'DLQ_NOT_FOUND',
+  /** A NATS request failed midway. */
+  Failed: 'DLQ_REQUEST_FAILED',
+} as const;
+export type DeadLetterErrorCode = (typeof DeadLetterErrorCode)[keyof typeof DeadLetterErrorCode];
+
+export class DeadLetterError extends Error {
+  override name = 'DeadLetterError';
+  readonly code: DeadLetterErrorCode;
+  constructor(code: DeadLetterErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
