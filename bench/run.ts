@@ -16,6 +16,10 @@ const BENCHMARKS: Benchmark[] = [
     name: 'mapping',
     run: async (options) => (await import('./mapping.ts')).runMappingBench(options),
   },
+  {
+    name: 'reconcile',
+    run: async (options) => (await import('./reconcile.ts')).runReconcileBench(options),
+  },
 ];
 
 const { values, positionals } = parseArgs({

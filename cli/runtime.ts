@@ -65,7 +65,9 @@ export async function runtimeCommand(argv: string[]): Promise<number> {
   try {
     if (config.role === 'reconciliation') {
       const worker = await runReconWorker(config);
-      await new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve(), { once: true }));
+      await new Promise<void>((resolve) =>
+        controller.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
       await worker.stop();
       return 0;
     }

@@ -66,7 +66,12 @@ export function toMinorUnits(money: Money): bigint {
       `${money.amount} ${money.currency} has more than ${digits} decimal places; round it in the mapping`,
     );
   }
-  const minor = BigInt(whole) * 10n ** BigInt(digits) + BigInt(trimmed.padEnd(digits, '0') || '0');
+  const fraction = trimmed.padEnd(digits, '0');
+  // Hot path (reconciliation): amounts that fit in a double exactly avoid string-to-BigInt parsing.
+  const minor =
+    whole.length + digits <= 15
+      ? BigInt(Number(whole) * 10 ** digits + Number(fraction || '0'))
+      : BigInt(whole) * 10n ** BigInt(digits) + BigInt(fraction || '0');
   return negative ? -minor : minor;
 }
 

@@ -17,7 +17,7 @@ import type {
   Sums,
   WindowReport,
 } from './types.ts';
-import { type WindowSpec, windowBounds, windowOf } from './windows.ts';
+import { type WindowBounds, type WindowSpec, windowBounds, windowOf } from './windows.ts';
 
 export type IngestResult =
   | { accepted: true; key: string; window: string; superseded: boolean }
@@ -32,6 +32,8 @@ export class Reconciler {
   readonly #keys = new Map<string, KeyEntry>();
   readonly #byWindow = new Map<string, Set<string>>();
   readonly #windowOfKey = new Map<string, string>();
+  /** Recently seen windows: most events fall in a few days, and time-zone math is the hot path. */
+  readonly #recentWindows: WindowBounds[] = [];
 
   constructor(name: string, spec: ReconciliationPolicySpec) {
     this.name = name;
@@ -66,14 +68,23 @@ export class Reconciler {
       flow: ev.flow,
       channel: ev.channel,
       businessMs,
-      keyParts,
-      compared: this.spec.compare.map((r) =>
-        toScalar(getPath(ev.data, ev.side === 'channel' ? r.channelField : r.erpField)),
-      ),
+      compared: [],
     };
+    // Several rules (and the amount) often read the same field: convert each path once.
+    const scalars = new Map<string, Scalar>();
+    const scalarAt = (path: string) => {
+      let v = scalars.get(path);
+      if (!v) {
+        v = toScalar(getPath(ev.data, path));
+        scalars.set(path, v);
+      }
+      return v;
+    };
+    for (const r of this.spec.compare)
+      record.compared.push(scalarAt(ev.side === 'channel' ? r.channelField : r.erpField));
     const version = versionOf(ev.data, sel.versionField);
     if (version !== undefined) record.version = version;
-    if (sel.amountField) record.amount = toScalar(getPath(ev.data, sel.amountField));
+    if (sel.amountField) record.amount = scalarAt(sel.amountField);
     if (sel.statusField) {
       const s = getPath(ev.data, sel.statusField);
       if (s !== undefined) record.status = String(s);
@@ -88,9 +99,21 @@ export class Reconciler {
     return { accepted: true, key, window, superseded: current !== undefined };
   }
 
+  #windowAt(ms: number): string {
+    for (const b of this.#recentWindows) if (ms > b.startMs && ms <= b.endMs) return b.window;
+    const w = windowOf(ms, this.#window);
+    const bounds = windowBounds(w, this.#window);
+    // Only cache when the bounds agree with windowOf at this instant (second-level edge cases).
+    if (ms > bounds.startMs && ms <= bounds.endMs) {
+      this.#recentWindows.unshift(bounds);
+      if (this.#recentWindows.length > 8) this.#recentWindows.pop();
+    }
+    return w;
+  }
+
   /** The window of a key follows its channel record's business time, else the ERP record's. */
   #assign(entry: KeyEntry): string {
-    const w = windowOf((entry.channel ?? entry.erp)!.businessMs, this.#window);
+    const w = this.#windowAt((entry.channel ?? entry.erp)!.businessMs);
     const old = this.#windowOfKey.get(entry.key);
     if (old !== w) {
       if (old) this.#byWindow.get(old)?.delete(entry.key);
@@ -213,7 +236,7 @@ export class Reconciler {
           window,
           reportVersion,
           key: r.key,
-          keyFields: (e.channel ?? e.erp)!.keyParts,
+          keyFields: r.key.split(KEY_SEPARATOR),
           outcome: r.outcome,
           reasons: reasonsOf(r),
           channel: r.channel,

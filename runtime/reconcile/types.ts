@@ -23,7 +23,6 @@ export interface SideRecord {
   channel: string;
   version?: number;
   businessMs: number;
-  keyParts: string[];
   amount?: Scalar;
   status?: string;
   /** One value per compare rule, in rule order. */

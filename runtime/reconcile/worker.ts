@@ -112,7 +112,9 @@ export async function runReconWorker(
       { cause },
     );
   });
-  const consumer = await js.consumers.get(config.nats.canonicalStream, { filter_subjects: config.nats.filterSubjects });
+  const consumer = await js.consumers.get(config.nats.canonicalStream, {
+    filter_subjects: config.nats.filterSubjects,
+  });
   const messages = await consumer.consume({ max_messages: 512 });
   // Consumer (not stream) sequence: a filtered consumer's stream position runs ahead of what
   // it delivers.
@@ -134,7 +136,10 @@ export async function runReconWorker(
           caughtUp = true;
           clearInterval(catchUp);
           markCaughtUp();
-          log.info({ keys: engine.size, windows: engine.windows().length, read: start.state.messages }, 'caught up with the canonical stream');
+          log.info(
+            { keys: engine.size, windows: engine.windows().length, read: start.state.messages },
+            'caught up with the canonical stream',
+          );
         }
       })
       .catch(() => undefined);
