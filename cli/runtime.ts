@@ -64,7 +64,12 @@ export async function runtimeCommand(argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   try {
     if (config.role === 'reconciliation') {
-      const worker = await runReconWorker(config);
+      // A fixed "now" reprocesses windows exactly as they were at that instant (replays, tests).
+      const asOf = process.env.TALLY_RECON_AS_OF;
+      const asOfMs = asOf ? Date.parse(asOf) : undefined;
+      if (asOf && !Number.isFinite(asOfMs))
+        throw new UsageError(`TALLY_RECON_AS_OF=${asOf} is not an RFC 3339 time`);
+      const worker = await runReconWorker(config, asOfMs === undefined ? {} : { now: () => asOfMs });
       await new Promise<void>((resolve) =>
         controller.signal.addEventListener('abort', () => resolve(), { once: true }),
       );

@@ -1,6 +1,8 @@
 // The reconciliation worker on a real nats-server: canonical events in the namespace's canonical
 // stream -> final reports in KV and on a subject, exceptions with both sides' lineage, amendments
-// for late events, and a worker stopped mid-window that resumes to the same report.
+// for late events, and a worker killed mid-window (SIGKILL) that resumes to the same report.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -23,8 +25,11 @@ import {
 } from '../../runtime/reconcile/testing.ts';
 import type { ReconEvent, WindowReport } from '../../runtime/reconcile/types.ts';
 import { REPORT_KEY, runReconWorker } from '../../runtime/reconcile/worker.ts';
+import { makeTempDir, removeTempDir } from '../harness/cleanup.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
-import { waitUntil } from '../harness/process.ts';
+import { freePort } from '../harness/ports.ts';
+import { spawnChild, waitForHttp, waitUntil } from '../harness/process.ts';
+import { repoPath } from '../harness/tools.ts';
 
 let nats: NatsServerHandle;
 let nc: NatsConnection;
@@ -181,9 +186,9 @@ describe('reconciliation worker', () => {
     await worker.stop();
   });
 
-  it('a worker stopped mid-window resumes to exactly the report of an uninterrupted run', async () => {
+  it('a worker killed with SIGKILL mid-window resumes to exactly the report of an uninterrupted run', async () => {
     const events = dayOne();
-    // Uninterrupted
+    // Uninterrupted, in process.
     await setup('recon-c');
     for (const ev of events) await publish('recon-c', ev);
     const w1 = await runReconWorker(configFor('recon-c', 'orders'), {
@@ -200,33 +205,42 @@ describe('reconciliation worker', () => {
     );
     await w1.stop();
 
-    // Interrupted: the window is still open when the first worker stops.
+    // Interrupted: a real worker process, killed while the window is still open.
     await setup('recon-d');
-    const early = () => Date.parse('2026-11-21T12:00:00Z');
+    const dir = makeTempDir('recon-kill');
+    const configFile = join(dir, 'worker.json');
+    writeFileSync(configFile, JSON.stringify(configFor('recon-d', 'orders')));
+    const start = async (asOf: string) => {
+      const port = await freePort();
+      const child = spawnChild({
+        name: 'recon-worker',
+        command: process.execPath,
+        args: [repoPath('bin/tally.mjs'), 'runtime', '--config', configFile],
+        logFile: join(dir, 'worker.log'),
+        env: {
+          PATH: process.env.PATH,
+          TALLY_HTTP_PORT: String(port),
+          TALLY_HTTP_HOST: '127.0.0.1',
+          TALLY_RECON_AS_OF: asOf,
+        },
+      });
+      await waitForHttp(`http://127.0.0.1:${port}/readyz`, { children: [child], timeoutMs: 30_000 });
+      return { child, port };
+    };
     for (const ev of events.slice(0, 3)) await publish('recon-d', ev);
-    const w2 = await runReconWorker(configFor('recon-d', 'orders'), {
-      logger: silent,
-      now: early,
-      tickMs: 100,
-      processMetrics: false,
-      env: LOOPBACK,
-    });
-    await w2.caughtUp;
-    await w2.stop();
+    const first = await start('2026-11-21T12:00:00Z');
+    const metrics = async () => (await fetch(`http://127.0.0.1:${first.port}/metrics`)).text();
+    await waitUntil('events read', async () => (await metrics()).includes('result="accepted"} 2'));
+    await first.child.stop({ signal: 'SIGKILL' });
     for (const ev of events.slice(3)) await publish('recon-d', ev);
-    const w3 = await runReconWorker(configFor('recon-d', 'orders'), {
-      logger: silent,
-      now: () => NOW,
-      tickMs: 100,
-      processMetrics: false,
-      env: LOOPBACK,
-    });
+    const second = await start('2026-11-26T12:00:00Z');
     await waitUntil(
       'report',
       async () => (await storedReport('recon-d', 'orders', '2026-11-20')) !== undefined,
       { timeoutMs: 15_000 },
     );
-    await w3.stop();
+    await second.child.stop();
+    removeTempDir(dir);
     const a = (await storedReport('recon-c', 'orders', '2026-11-20'))!;
     const b = (await storedReport('recon-d', 'orders', '2026-11-20'))!;
     expect(b).toEqual(a);
