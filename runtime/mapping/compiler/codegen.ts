@@ -1,12 +1,14 @@
 // JSONata AST (as jsonata's own parser leaves it, after its post-parse stage) -> JavaScript source.
 //
 // The generated code does what the interpreter's evaluate() does for each node, in the same order, with
-// the node-type dispatch, the environment look-ups and the async machinery compiled away: variables
-// become JavaScript constants (a JSONata variable is bound once per block frame, and only lambdas
-// that run while their defining expression is still on the stack can see it, so lexical resolution at
-// compile time is exact), and sequence handling calls the helpers of ./runtime.ts, which mirror the
-// interpreter's. Where exactness would need the interpreter's dynamic machinery, the compiler refuses
-// the whole expression (throws Unsupported) and the caller keeps the interpreter.
+// the node-type dispatch, the environment look-ups and the async machinery compiled away. Variables
+// become JavaScript constants: `$x := ...` in a block is seen by the statements after it, so each
+// reference resolves at compile time to the binding in force there (jsonata resolves a lambda's
+// variables when the lambda runs; lambdas are compiled only where that is the same binding, see
+// genNamedLambda). Sequence handling calls the helpers of ./runtime.ts, which mirror the interpreter's.
+// Where exactness would need the interpreter's dynamic machinery (tuple streams, recursion, function
+// values, regexes...), the compiler refuses the whole expression (throws Unsupported) and the caller
+// keeps the interpreter.
 import {
   builtin,
   CLOCK,
@@ -125,6 +127,7 @@ const RUNTIME_NAMES = [
   'flattenStep',
   'keepSingletonArray',
   'groupContext',
+  'groupBy',
   'contextValue',
   'settle',
   'tick',
@@ -139,6 +142,7 @@ const RUNTIME_NAMES = [
   'hofEach',
   'hofSift',
   'hofSort',
+  'sortOrder',
   'contains',
   'split',
   'replace',
@@ -258,6 +262,10 @@ class Generator {
     if (node.predicate) {
       for (const stage of node.predicate) r = this.genFilterStage(stage, r, scope);
     }
+    if (node.group !== undefined && node.type !== 'path') {
+      // A group-by `{...}` on a value (on a path, genPath applies it): an object, nothing to normalise.
+      return this.genGroup(node.group as Group, r, scope);
+    }
     if (node.predicate || !neverSequence(node)) r = this.normalise(node, r);
     return r;
   }
@@ -269,7 +277,6 @@ class Generator {
 
   /** Constructs that need the interpreter's tuple streams, grouping or ancestry: not compiled. */
   private check(node: AstNode): void {
-    if (node.group !== undefined) throw new Unsupported('group-by {...} on a path or value');
     if (node.ancestor !== undefined || node.seekingParent !== undefined || node.type === 'parent') {
       throw new Unsupported('parent operator (%)');
     }
@@ -317,7 +324,7 @@ class Generator {
       case 'parent':
         throw new Unsupported('parent operator (%)');
       case 'sort':
-        throw new Unsupported('order-by ^(...)');
+        throw new Unsupported('order-by ^(...) outside a path');
       case 'transform':
         throw new Unsupported('transform |...|');
       case 'regex':
@@ -337,6 +344,7 @@ class Generator {
     const simple =
       !node.keepSingletonArray &&
       !node.keepArray &&
+      node.group === undefined &&
       steps.every(
         (s) =>
           s.type === 'name' &&
@@ -391,12 +399,13 @@ class Generator {
     });
     this.emit('}');
     if (node.keepSingletonArray) this.emit(`${rs} = keepSingletonArray(${rs});`);
+    if (node.group !== undefined) return this.genGroup(node.group as Group, rs, scope);
     return rs;
   }
 
   /** evaluateStep: the step evaluated for every item of the input sequence, then flattened. */
   private genStep(step: AstNode, input: string, scope: Scope, last: boolean): string {
-    if (step.type === 'sort') throw new Unsupported('order-by ^(...)');
+    if (step.type === 'sort') return this.genSort(step, input, scope);
     const results = this.tmp('res');
     const k = this.tmp('k');
     const item = this.tmp('it');
@@ -409,6 +418,37 @@ class Generator {
     this.emit(`if (${value} !== undefined) ${results}.push(${value});`);
     this.emit('}');
     return this.hold(`flattenStep(${results}, ${last})`);
+  }
+
+  /**
+   * An order-by step `^(...)` (evaluateSortExpression): jsonata's merge sort of the whole input, with a
+   * comparator that evaluates the terms for both items at every comparison, as the interpreter does.
+   */
+  private genSort(step: AstNode, input: string, scope: Scope): string {
+    const terms = (step as AstNode & { terms?: { descending?: boolean; expression: AstNode }[] }).terms ?? [];
+    const a = this.tmp('sa');
+    const b = this.tmp('sb');
+    const comparator = this.tmp('cmp');
+    const body = this.capture(() => {
+      for (const term of terms) {
+        const order = this.tmp('ord');
+        // Each term in its own JS block: the terms' temporaries must not clash.
+        this.emit('{');
+        const x = this.gen(term.expression, a, scope);
+        const y = this.gen(term.expression, b, scope);
+        this.emit(`const ${order} = sortOrder(${x}, ${y}, ${term.descending === true});`);
+        this.emit(`if (${order} !== 0) return ${order} === 1;`);
+        this.emit('}');
+      }
+      return 'false';
+    });
+    this.emit(`const ${comparator} = (${a}, ${b}) => {`);
+    this.emit(body.code);
+    this.emit(`return ${body.result};`);
+    this.emit('};');
+    let result = this.hold(`hofSort(${input}, ${comparator})`);
+    for (const stage of step.stages ?? []) result = this.genFilterStage(stage, result, scope);
+    return result;
   }
 
   /** evaluateFilter for one predicate stage `[...]`. */
@@ -445,7 +485,7 @@ class Generator {
     if (bound !== undefined) {
       if (bound.kind === 'value') return bound.js;
       if (bound.kind === 'lambda') throw new Unsupported(`the lambda $${name} used as a value`);
-      throw new Unsupported(`$${name}, bound after the lambda that reads it`);
+      throw new Unsupported(`$${name} in a lambda bound before it (its value is only known when it runs)`);
     }
     if (name === '$') return '$root';
     if (this.options.variables.has(name)) return this.hold(`$ext[${JSON.stringify(name)}]`);
@@ -617,18 +657,16 @@ class Generator {
   private genObject(node: AstNode, c: string, scope: Scope): string {
     const pairs = (node.lhs ?? []) as AstNode[][];
     const keyOf = new Map<string, AstNode>();
-    for (const pair of pairs) {
-      const [k, v] = pair as [AstNode, AstNode];
-      if (k.type !== 'string' || k.predicate || k.keepArray) {
-        throw new Unsupported('an object key that is not a string literal');
-      }
-      const key = String(k.value);
-      if (keyOf.has(key)) throw new Unsupported(`the object key "${key}" given twice`);
-      if (key === '__proto__' || key === '_jsonata_lambda' || key === '_jsonata_function') {
-        throw new Unsupported(`the object key "${key}"`);
-      }
-      keyOf.set(key, v);
+    const literal = pairs.every(([k]) => k?.type === 'string' && !k.predicate && !k.keepArray);
+    const keys = pairs.map(([k]) => String(k?.value));
+    const special = keys.some(
+      (k) => k === '__proto__' || k === '_jsonata_lambda' || k === '_jsonata_function',
+    );
+    if (!literal || special || new Set(keys).size !== keys.length) {
+      // Computed or repeated keys: the interpreter's grouping, in full.
+      return this.genGroup({ lhs: pairs }, c, scope);
     }
+    for (const [k, v] of pairs as [AstNode, AstNode][]) keyOf.set(String(k.value), v);
     // The interpreter collects the keys in an object and evaluates the values in that object's key order
     // (integer-like keys first); the result has the same order.
     const order: Record<string, true> = Object.create(null);
@@ -642,6 +680,32 @@ class Generator {
       this.emit(`if (${v} !== undefined) ${o}${prop} = ${v};`);
     }
     return o;
+  }
+
+  /**
+   * evaluateGroupExpression in general: every key expression for every input item, items with the same
+   * key grouped, then each group's value expression in the context of its items.
+   */
+  private genGroup(group: Group, input: string, scope: Scope): string {
+    const keys: string[] = [];
+    const values: string[] = [];
+    for (const [k, v] of group.lhs as [AstNode, AstNode][]) {
+      keys.push(this.genContextFunction(k, scope));
+      values.push(this.genContextFunction(v, scope));
+    }
+    return this.hold(`groupBy(${input}, [${keys.join(', ')}], [${values.join(', ')}])`);
+  }
+
+  /** An expression as a JavaScript function of its context, for helpers that evaluate it per item. */
+  private genContextFunction(node: AstNode, scope: Scope): string {
+    const x = this.tmp('x');
+    const body = this.capture(() => this.gen(node, x, scope));
+    const fn = this.tmp('cf');
+    this.emit(`const ${fn} = (${x}) => {`);
+    this.emit(body.code);
+    this.emit(`return ${body.result};`);
+    this.emit('};');
+    return fn;
   }
 
   // ---- function calls
@@ -671,7 +735,9 @@ class Generator {
     const bound = scope.vars.get(name);
     if (bound?.kind === 'lambda') return { kind: 'lambda', binding: bound };
     if (bound?.kind === 'dynamic') {
-      throw new Unsupported(`calling $${name} from a lambda bound before it (recursion, or a later binding)`);
+      throw new Unsupported(
+        `calling $${name} where it is not bound yet (recursion, or a lambda bound later)`,
+      );
     }
     if (bound !== undefined || name === '' || name === '$') {
       throw new Unsupported(`calling the variable $${name}`);
@@ -974,6 +1040,11 @@ type Resolved =
   | { kind: 'matcher'; name: string }
   | { kind: 'clock'; name: string }
   | { kind: 'lambda'; binding: Extract<Binding, { kind: 'lambda' }> };
+
+/** A group-by: key and value expressions, pair by pair. */
+interface Group {
+  lhs: AstNode[][];
+}
 
 interface TailState {
   context: TailContext;

@@ -27,6 +27,8 @@ const SEQUENTIAL_FIELDS = [
   'pattern',
   'update',
   'delete',
+  'terms',
+  'group',
 ] as const;
 
 function isNode(value: unknown): value is AstNode {
@@ -53,7 +55,30 @@ export function depthBound(node: AstNode, calls: CallTargets = new Map()): numbe
   for (const field of SEQUENTIAL_FIELDS) {
     const value = (node as unknown as Record<string, unknown>)[field];
     if (value === undefined) continue;
-    if (node.type === 'unary' && node.value === '[' && field === 'expressions') {
+    if (field === 'group') {
+      // group-by: keys one after the other, values concurrently (as in an object constructor)
+      const pairs = (value as { lhs: AstNode[][] }).lhs;
+      inner = Math.max(
+        inner,
+        maxOf(
+          pairs.map((p) => p[0]),
+          calls,
+        ),
+        sumOf(
+          pairs.map((p) => p[1]),
+          calls,
+        ),
+      );
+    } else if (field === 'terms') {
+      // order-by: {descending, expression} pairs
+      inner = Math.max(
+        inner,
+        maxOf(
+          (value as { expression: AstNode }[]).map((t) => t.expression),
+          calls,
+        ),
+      );
+    } else if (node.type === 'unary' && node.value === '[' && field === 'expressions') {
       inner = Math.max(inner, sumOf(value, calls));
     } else if (node.type === 'unary' && node.value === '{' && field === 'lhs') {
       const pairs = value as AstNode[][];

@@ -1,16 +1,19 @@
 // The fast path of the mapping engine: a JSONata expression compiled to a JavaScript function that gives
-// exactly what jsonata's interpreter gives (proven on jsonata's conformance suite by
+// exactly what jsonata's interpreter gives (checked on jsonata's conformance suite by
 // test/conformance/jsonata-suite.test.ts), or a refusal with the reason, in which case the caller keeps
 // using the interpreter.
 //
-// Limits. A compiled evaluation is synchronous, so it honours the mapping's limits differently:
-// - depth: the compiler refuses expressions whose worst-case interpreter depth (./depth.ts) could
-//   exceed maxDepth; without recursion the compiled code then cannot go deeper than the interpreter
-//   would have allowed, and the interpreter's depth error cannot happen;
-// - time: every loop of compiled code (path steps, predicates, ranges, higher-order functions) ticks a
-//   clock, and an evaluation that runs past its time slice throws FastPathTimeSlice; the engine gives it
-//   a slice of at most a few milliseconds (so it never holds the event loop longer than the interpreter
-//   would) and hands such an evaluation to the interpreter, which yields and enforces timeoutMs.
+// Limits. A compiled evaluation is synchronous, so it honours the mapping's limits its own way:
+// - depth: nothing compiled can recurse (lambdas only call lambdas bound before them), so the depth an
+//   expression reaches is bounded by its syntax; the compiler refuses an expression whose bound of the
+//   interpreter's depth (./depth.ts) exceeds maxDepth, so a compiled expression can never be one the
+//   interpreter would have stopped for depth;
+// - time: every loop of compiled code (path steps, predicates, ranges, grouping, sorting, higher-order
+//   functions) ticks a clock, and an evaluation past its time slice throws FastPathTimeSlice. The engine
+//   gives a slice of min(timeoutMs, 10 ms), so the event loop is never held longer than the interpreter
+//   holds it between yields: an evaluation that needs more goes to the interpreter, which yields and
+//   enforces timeoutMs, and one that outlasts a timeoutMs shorter than the slice has timed out. As in
+//   the interpreter, one built-in call over a large array ($distinct, $sort...) runs to its end.
 import jsonata from 'jsonata';
 import * as builtinsModule from './builtins.ts';
 import { builtin, type Focus, type NativeFunction, stringOf } from './builtins.ts';

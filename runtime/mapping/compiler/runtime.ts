@@ -48,12 +48,12 @@ export class FastPathTimeSlice extends Error {
 
 // The clock of the evaluation in progress. Compiled evaluations are synchronous and never nest, so one
 // module-level clock is enough; `tick()` runs in every loop iteration of compiled code and reads the time
-// only every 1024 iterations, which keeps it cheap while still stopping runaway work within microseconds.
+// only every 256 iterations, which keeps it cheap while still stopping runaway work within microseconds.
 let deadline = Number.POSITIVE_INFINITY;
 let ticks = 0;
 
 export function tick(): void {
-  if ((++ticks & 1023) !== 0) return;
+  if ((++ticks & 255) !== 0) return;
   if (performance.now() > deadline) throw new FastPathTimeSlice('the compiled evaluation ran out of time');
 }
 
@@ -417,6 +417,24 @@ export function range(lhs: unknown, rhs: unknown): Sequence | undefined {
   return result;
 }
 
+/**
+ * One term of evaluateSortExpression's comparator: 1 puts b first, -1 keeps a first, 0 asks the next
+ * term. Missing values sort last whatever the direction; only strings and numbers of one type compare.
+ */
+export function sortOrder(aa: unknown, bb: unknown, descending: boolean): number {
+  if (aa === undefined) return bb === undefined ? 0 : 1;
+  if (bb === undefined) return -1;
+  const atype = typeof aa;
+  const btype = typeof bb;
+  if (!(atype === 'string' || atype === 'number') || !(btype === 'string' || btype === 'number')) {
+    throw jsonataError('T2008', { value: !(atype === 'string' || atype === 'number') ? aa : bb });
+  }
+  if (atype !== btype) throw jsonataError('T2007', { value: aa, value2: bb });
+  if (aa === bb) return 0;
+  const comp = (aa as number) < (bb as number) ? -1 : 1;
+  return descending ? -comp : comp;
+}
+
 /** evaluateFilter: a predicate `[...]` applied to a value (the caller evaluates the predicate). */
 export function filterIndex(input: unknown, value: number): Sequence {
   const list = Array.isArray(input) ? input : seq1(input);
@@ -487,6 +505,53 @@ export function groupContext(input: unknown[]): unknown {
   let data: unknown = input[0];
   for (let i = 1; i < input.length; i++) data = append(data, input[i]);
   return data;
+}
+
+/**
+ * evaluateGroupExpression (without tuple streams): `keys[i]` and `values[i]` evaluate the i-th pair's
+ * key and value expressions in a context.
+ */
+export function groupBy(
+  input: unknown,
+  keys: readonly ((context: unknown) => unknown)[],
+  values: readonly ((context: unknown) => unknown)[],
+): Record<string, unknown> {
+  const result: Record<string, unknown> = {};
+  const groups: Record<string, { data: unknown; exprIndex: number }> = Object.create(null);
+  const items = Array.isArray(input) ? input : seq1(input);
+  // As in the interpreter, an empty input gets one undefined item, so literal keys still give fields.
+  if (items.length === 0) items.push(undefined);
+  for (let itemIndex = 0; itemIndex < items.length; itemIndex++) {
+    tick();
+    const item = items[itemIndex];
+    for (let pairIndex = 0; pairIndex < keys.length; pairIndex++) {
+      const key = (keys[pairIndex] as (context: unknown) => unknown)(item);
+      if (typeof key !== 'string' && key !== undefined) throw jsonataError('T1003', { value: key });
+      if (key === undefined) continue;
+      if (key === '_jsonata_lambda' || key === '_jsonata_function')
+        throw jsonataError('D1013', { value: key });
+      const entry = groups[key];
+      if (entry !== undefined) {
+        if (entry.exprIndex !== pairIndex) throw jsonataError('D1009', { value: key });
+        entry.data = append(entry.data, item);
+      } else {
+        groups[key] = { data: item, exprIndex: pairIndex };
+      }
+    }
+  }
+  for (const key of Object.keys(groups)) {
+    tick();
+    const entry = groups[key] as { data: unknown; exprIndex: number };
+    const value = (values[entry.exprIndex] as (context: unknown) => unknown)(entry.data);
+    if (value === undefined) continue;
+    // The interpreter's result has no prototype; on ours `__proto__` must still be a plain field.
+    if (key === '__proto__') {
+      Object.defineProperty(result, key, { value, enumerable: true, writable: true, configurable: true });
+    } else {
+      result[key] = value;
+    }
+  }
+  return result;
 }
 
 /** The `$` variable: the context, unwrapped from the sequence the whole input was put in. */
