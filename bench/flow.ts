@@ -5,11 +5,13 @@
 // bound on messages in flight; all times are JetStream's own (stored-at timestamps), so the driver
 // measures nothing itself and can sit idle.
 //
-//   node bench/flow.ts [--messages 20000] [--latency-messages 3000] [--rate N] [--log-level info]
+//   node bench/flow.ts [--messages 20000] [--rounds 4] [--latency-messages 3000] [--rate N]
+//                      [--log-level info] [--json]
 //   node bench/run.ts flow
 //
-// Throughput: N orders waiting in the source stream, relay started; rate = (N-1) / (time between the
-// first and the last store on the sink stream), bounded by --max-seconds per side. Latency: orders
+// Throughput, in rounds that alternate the two sides (so load from other processes hits both alike):
+// messages/rounds orders waiting in the source stream, relay started; rate = (n-1) / (time between
+// the first and the last store on the sink stream). Latency: after a warm-up message, orders
 // published at a steady rate below both sides' capacity; latency = sink stored-at - source stored-at.
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -27,7 +29,10 @@ import { connect, type NatsConnection, headers as natsHeaders } from '@nats-io/t
 import * as yaml from 'js-yaml';
 import { parseWorkerConfig, type WorkerConfig } from '../api/worker-config.ts';
 import { ensureFlowNats } from '../operator/nats/provisioner.ts';
+import { buildEnvelope } from '../runtime/flow/envelope.ts';
 import { INGEST_HEADERS } from '../runtime/flow/ingest.ts';
+import { traceFromSeed } from '../runtime/flow/trace.ts';
+import { compileMapping } from '../runtime/mapping/index.ts';
 import { flowNames } from '../runtime/nats/flow-resources.ts';
 import { makeTempDir, removeTempDir } from '../test/harness/cleanup.ts';
 import { startNatsServer } from '../test/harness/nats.ts';
@@ -40,11 +45,13 @@ const IN_FLIGHT = 16;
 const FLOW = { namespace: 'bench', name: 'shopify-orders' };
 
 export interface FlowBenchOptions {
+  /** Orders per side for throughput, split over the rounds. */
   messages: number;
+  rounds: number;
   latencyMessages: number;
-  /** Publish rate of the latency run; default half the slower side's throughput, at most 1000/s. */
+  /** Publish rate of the latency run; default a quarter of the slower side's throughput, at most 500/s. */
   rate?: number;
-  /** Longest a throughput run may take per side. */
+  /** Longest one round may wait for its messages. */
   maxSeconds: number;
   logLevel: string;
   print: boolean;
@@ -53,6 +60,8 @@ export interface FlowBenchOptions {
 export interface SideResult {
   /** Events per second, source stream to sink stream. */
   throughput: number;
+  /** CPU time of the relay process per event while relaying, µs (median over rounds; Linux). */
+  cpuUsPerEvent: number | undefined;
   /** Source stored-at to sink stored-at, ms. */
   p50: number;
   p99: number;
@@ -66,8 +75,44 @@ export interface FlowBenchResult {
   rate: number;
   tally: SideResult;
   nullRelay: SideResult;
-  /** tally / null relay throughput; the goal is 0.8 or more. */
+  /** tally / null relay throughput (all rounds); the goal is 0.8 or more. */
   ratio: number;
+  /** The ratio of each round. */
+  roundRatios: number[];
+  /** Tally's own work per event, measured in this process (µs): what the null relay does not do. */
+  work: { parseUs: number; mapUs: number; envelopeUs: number; serializeUs: number };
+}
+
+/** Time per call of the steps the worker adds to a relay, on the bench order, µs. */
+async function tallyWork(config: WorkerConfig): Promise<FlowBenchResult['work']> {
+  const mapping = compileMapping(config.mapping);
+  const data = benchOrder(1);
+  const payload = JSON.parse(data.toString('utf8'));
+  const mapped = await mapping.map(payload);
+  const envelope = () =>
+    buildEnvelope({
+      flow: config.flow,
+      mapping: config.mapping,
+      output: mapped.output,
+      key: mapped.key,
+      sourceMsgId: 'bench-1',
+      trace: traceFromSeed('bench-1'),
+      time: new Date(),
+    });
+  const event = envelope();
+  const usPer = async (fn: () => unknown) => {
+    for (let i = 0; i < 500; i++) await fn();
+    const n = 3000;
+    const started = performance.now();
+    for (let i = 0; i < n; i++) await fn();
+    return ((performance.now() - started) * 1000) / n;
+  };
+  return {
+    parseUs: await usPer(() => JSON.parse(data.toString('utf8'))),
+    mapUs: await usPer(() => mapping.map(payload)),
+    envelopeUs: await usPer(envelope),
+    serializeUs: await usPer(() => Buffer.from(JSON.stringify(event))),
+  };
 }
 
 let example: Record<string, unknown> & { line_items: object[] };
@@ -122,15 +167,16 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-/** Every message of a stream with its stored-at time, through an ordered consumer. */
+/** `count` messages of a stream from `fromSeq`, by key, with their stored-at times (ordered consumer). */
 async function readStream(
   js: JetStreamClient,
   stream: string,
+  fromSeq: number,
   expected: number,
   key: (data: Uint8Array, headers: Record<string, string>) => string,
 ): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  const oc = await js.consumers.get(stream);
+  const oc = await js.consumers.get(stream, { opt_start_seq: fromSeq });
   const deadline = Date.now() + 60_000;
   while (out.size < expected && Date.now() < deadline) {
     const batch = await oc.fetch({ max_messages: Math.min(1000, expected - out.size), expires: 2_000 });
@@ -145,104 +191,122 @@ async function readStream(
 
 interface Side {
   name: 'tally' | 'nullRelay';
-  /** Source stream and the subject to publish source messages to. */
-  sourceStream: string;
+  /** The subject source messages are published to, and the streams at both ends. */
   sourceSubject: string;
+  sourceStream: string;
   sinkStream: string;
-  /** The id a sink message is matched to its source message by. */
-  sinkKey: (data: Uint8Array, headers: Record<string, string>) => string;
-  start(): Promise<() => Promise<void>>;
+  /** The source message id a sink message came from. */
+  sourceIdOf: (data: Uint8Array, headers: Record<string, string>) => string;
+  /** Starts the relay process. */
+  start(): Promise<Relay>;
 }
 
-async function publishOrders(
-  js: JetStreamClient,
-  subject: string,
-  from: number,
-  count: number,
-  perSecond?: number,
-) {
+/** Next order number per side, so every message id is new (dedupe stays on). */
+const next = { tally: 0, nullRelay: 0 };
+
+async function publishOrders(js: JetStreamClient, side: Side, count: number, perSecond?: number) {
   const started = performance.now();
   const pending: Promise<unknown>[] = [];
+  const ids: string[] = [];
   for (let i = 0; i < count; i++) {
-    const n = from + i;
+    const n = next[side.name]++;
     if (perSecond) {
-      const due = started + (i * 1000) / perSecond;
-      const wait = due - performance.now();
+      const wait = started + (i * 1000) / perSecond - performance.now();
       if (wait > 1) await sleep(wait);
     }
     const h = natsHeaders();
     h.set(INGEST_HEADERS.source, 'nats');
     h.set(INGEST_HEADERS.receivedAt, new Date().toISOString());
-    pending.push(js.publish(subject, benchOrder(n), { msgID: `bench-${n}`, headers: h }));
+    const id = `bench-${n}`;
+    ids.push(id);
+    pending.push(js.publish(side.sourceSubject, benchOrder(n), { msgID: id, headers: h }));
     if (pending.length >= 256) await Promise.all(pending.splice(0));
   }
   await Promise.all(pending);
+  return ids;
 }
 
-async function sinkCount(jsm: JetStreamManager, stream: string): Promise<number> {
-  return (await jsm.streams.info(stream)).state.messages;
+async function lastSeq(jsm: JetStreamManager, stream: string): Promise<number> {
+  return (await jsm.streams.info(stream)).state.last_seq;
 }
 
-async function measure(
+/** Waits until the stream reaches `seq`; `onPoll` sees every sequence read on the way. */
+async function waitForSeq(
+  jsm: JetStreamManager,
+  stream: string,
+  seq: number,
+  ms: number,
+  onPoll: (last: number) => void = () => {},
+): Promise<number> {
+  const deadline = Date.now() + ms;
+  let last = await lastSeq(jsm, stream);
+  onPoll(last);
+  while (last < seq && Date.now() < deadline) {
+    await sleep(50);
+    last = await lastSeq(jsm, stream);
+    onPoll(last);
+  }
+  return last;
+}
+
+/** One throughput round of one side: orders waiting, relay started, rate of the sink stores. */
+async function throughputRound(
   side: Side,
   nc: NatsConnection,
   o: FlowBenchOptions,
-  log: (s: string) => void,
-): Promise<{ throughput: number; delivered: number; stop: () => Promise<void> }> {
+  count: number,
+): Promise<{ messages: number; seconds: number; cpuMsPerEvent: number | undefined }> {
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
-  await publishOrders(js, side.sourceSubject, 0, o.messages);
-  log(`  ${side.name}: ${o.messages} orders waiting; starting`);
-  const stop = await side.start();
-  const deadline = Date.now() + o.maxSeconds * 1000 + 30_000;
-  let delivered = 0;
-  while (Date.now() < deadline) {
-    delivered = await sinkCount(jsm, side.sinkStream);
-    if (delivered >= o.messages) break;
-    await sleep(100);
+  const from = await lastSeq(jsm, side.sinkStream);
+  await publishOrders(js, side, count);
+  const relay = await side.start();
+  try {
+    // CPU per event while it relays: between the first poll that sees progress and the last one
+    // before it is done (so start-up and idle time are left out).
+    let a: { seq: number; cpu: number } | undefined;
+    let b: { seq: number; cpu: number } | undefined;
+    const to = await waitForSeq(jsm, side.sinkStream, from + count, o.maxSeconds * 1000 + 30_000, (seq) => {
+      const cpu = relay.cpuMs();
+      if (cpu === undefined || seq <= from || seq >= from + count) return;
+      if (!a) a = { seq, cpu };
+      else b = { seq, cpu };
+    });
+    const first = await jsm.streams.getMessage(side.sinkStream, { seq: from + 1 });
+    const last = await jsm.streams.getMessage(side.sinkStream, { seq: to });
+    return {
+      messages: to - from,
+      seconds: (isoToMs(last!.timestamp) - isoToMs(first!.timestamp)) / 1000,
+      cpuMsPerEvent: a && b && b.seq - a.seq > count / 4 ? (b.cpu - a.cpu) / (b.seq - a.seq) : undefined,
+    };
+  } finally {
+    await relay.stop();
   }
-  const info = await jsm.streams.info(side.sinkStream);
-  const first = await jsm.streams.getMessage(side.sinkStream, { seq: info.state.first_seq });
-  const last = await jsm.streams.getMessage(side.sinkStream, { seq: info.state.last_seq });
-  const seconds = (isoToMs(last!.timestamp) - isoToMs(first!.timestamp)) / 1000;
-  const throughput = (info.state.messages - 1) / seconds;
-  log(
-    `  ${side.name}: ${info.state.messages} delivered in ${seconds.toFixed(2)} s: ${throughput.toFixed(0)}/s`,
-  );
-  return { throughput, delivered: info.state.messages, stop };
 }
 
-async function latency(
-  side: Side,
-  nc: NatsConnection,
-  o: FlowBenchOptions,
-  rate: number,
-  log: (s: string) => void,
-): Promise<{ p50: number; p99: number }> {
+/** One latency round: relay warmed up, orders at a steady rate, stored-at to stored-at. */
+async function latencyRound(side: Side, nc: NatsConnection, count: number, rate: number): Promise<number[]> {
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
-  const before = await sinkCount(jsm, side.sinkStream);
-  const from = o.messages;
-  await publishOrders(js, side.sourceSubject, from, o.latencyMessages, rate);
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline && (await sinkCount(jsm, side.sinkStream)) < before + o.latencyMessages) {
-    await sleep(100);
+  const relay = await side.start();
+  try {
+    const warm = await lastSeq(jsm, side.sinkStream);
+    await publishOrders(js, side, 1);
+    await waitForSeq(jsm, side.sinkStream, warm + 1, 60_000);
+    const sourceFrom = await lastSeq(jsm, side.sourceStream);
+    const sinkFrom = await lastSeq(jsm, side.sinkStream);
+    const ids = await publishOrders(js, side, count, rate);
+    await waitForSeq(jsm, side.sinkStream, sinkFrom + count, 60_000);
+    const sent = await readStream(js, side.sourceStream, sourceFrom + 1, count, (_d, h) => h['Nats-Msg-Id']!);
+    const got = await readStream(js, side.sinkStream, sinkFrom + 1, count, side.sourceIdOf);
+    return ids.flatMap((id) => {
+      const a = sent.get(id);
+      const b = got.get(id);
+      return a !== undefined && b !== undefined ? [b - a] : [];
+    });
+  } finally {
+    await relay.stop();
   }
-  const sourceKey = (_d: Uint8Array, h: Record<string, string>) => h['Nats-Msg-Id']!;
-  const sources = await readStream(js, side.sourceStream, o.messages + o.latencyMessages, sourceKey);
-  const sinks = await readStream(js, side.sinkStream, before + o.latencyMessages, side.sinkKey);
-  const ms: number[] = [];
-  for (let n = from; n < from + o.latencyMessages; n++) {
-    const id = `bench-${n}`;
-    const a = sources.get(id);
-    const b = sinks.get(id);
-    if (a !== undefined && b !== undefined) ms.push(b - a);
-  }
-  ms.sort((x, y) => x - y);
-  const p50 = quantile(ms, 0.5);
-  const p99 = quantile(ms, 0.99);
-  log(`  ${side.name}: ${ms.length} at ${rate}/s: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms`);
-  return { p50, p99 };
 }
 
 /** The null relay: the least a relay on the NATS client can do, with the same bound in flight. */
@@ -278,14 +342,31 @@ async function nullRelay(
   }
 }
 
-function child(args: string[], env: NodeJS.ProcessEnv): () => Promise<void> {
+interface Relay {
+  stop(): Promise<void>;
+  /** CPU time the process has used so far, ms (Linux /proc); undefined elsewhere. */
+  cpuMs(): number | undefined;
+}
+
+function child(args: string[], env: NodeJS.ProcessEnv): Relay {
   const p = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
-  return async () => {
-    p.kill('SIGTERM');
-    const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+  return {
+    stop: async () => {
+      p.kill('SIGTERM');
+      const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+    cpuMs: () => {
+      try {
+        // utime and stime, in clock ticks of 10 ms, after the parenthesised command name.
+        const fields = readFileSync(`/proc/${p.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return (Number(fields[11]) + Number(fields[12])) * 10;
+      } catch {
+        return undefined;
+      }
+    },
   };
 }
 
@@ -317,28 +398,25 @@ export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult
     });
     const file = join(dir, 'worker.json');
     writeFileSync(file, JSON.stringify(config));
+    // TALLY_BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles both relays.
+    const nodeArgs = process.env.TALLY_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
     const tally: Side = {
       name: 'tally',
-      sourceStream: names.stream,
       sourceSubject: config.nats.ingestSubject,
+      sourceStream: names.stream,
       sinkStream: 'BENCH_SINK_TALLY',
-      sinkKey: (data) =>
+      sourceIdOf: (data) =>
         (JSON.parse(Buffer.from(data).toString('utf8')) as { tallysourceid: string }).tallysourceid,
-      start: async () => {
-        const port = await freePort();
-        // TALLY_BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the worker.
-        const nodeArgs = process.env.TALLY_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-        const stop = child([...nodeArgs, repoPath('bin/tally.mjs'), 'runtime', '--config', file], {
+      start: async () =>
+        child([...nodeArgs, repoPath('bin/tally.mjs'), 'runtime', '--config', file], {
           ...process.env,
           TALLY_HTTP_HOST: '127.0.0.1',
-          TALLY_HTTP_PORT: String(port),
+          TALLY_HTTP_PORT: String(await freePort()),
           TALLY_LOG_LEVEL: o.logLevel,
-        });
-        return stop;
-      },
+        }),
     };
 
-    // The null relay: same kind of stream and consumer (explicit acks, 1000 pending, dedupe window).
+    // The null relay: the same kind of streams and consumer (explicit acks, 1000 pending, dedupe).
     await jsm.streams.add({ name: 'BENCH_SRC_NULL', subjects: ['bench.src.null'], duplicate_window: 120e9 });
     await jsm.streams.add({
       name: 'BENCH_SINK_NULL',
@@ -353,48 +431,97 @@ export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult
     });
     const nullSide: Side = {
       name: 'nullRelay',
-      sourceStream: 'BENCH_SRC_NULL',
       sourceSubject: 'bench.src.null',
+      sourceStream: 'BENCH_SRC_NULL',
       sinkStream: 'BENCH_SINK_NULL',
-      sinkKey: (_d, h) => h['Nats-Msg-Id']!,
+      sourceIdOf: (_d, h) => h['Nats-Msg-Id']!,
       start: async () =>
         child(
-          [repoPath('bench/flow.ts'), '--null-relay', nats.url, 'BENCH_SRC_NULL', 'relay', 'bench.sink.null'],
-          {
-            ...process.env,
-          },
+          [
+            ...nodeArgs,
+            repoPath('bench/flow.ts'),
+            '--null-relay',
+            nats.url,
+            'BENCH_SRC_NULL',
+            'relay',
+            'bench.sink.null',
+          ],
+          process.env,
         ),
     };
 
     const payloadBytes = benchOrder(0).length;
+    const perRound = Math.max(2, Math.floor(o.messages / o.rounds));
     log(
-      `flow: ${payloadBytes}-byte orders, ${o.messages} per side for throughput, ${IN_FLIGHT} in flight each, log level ${o.logLevel}`,
+      `flow: ${payloadBytes}-byte orders; throughput ${o.rounds} rounds x ${perRound} per side, ${IN_FLIGHT} in flight each side; worker log level ${o.logLevel}`,
     );
-    // Null relay first, then Tally; each stays up for its latency run.
-    const n = await measure(nullSide, nc, o, log);
-    const t = await measure(tally, nc, o, log);
-    const rate = o.rate ?? Math.max(50, Math.min(1000, Math.floor(Math.min(n.throughput, t.throughput) / 2)));
-    const nl = await latency(nullSide, nc, o, rate, log);
-    const tl = await latency(tally, nc, o, rate, log);
-    await n.stop();
-    await t.stop();
+    const totals = { tally: { messages: 0, seconds: 0 }, nullRelay: { messages: 0, seconds: 0 } };
+    const cpu = { tally: [] as number[], nullRelay: [] as number[] };
+    const roundRatios: number[] = [];
+    for (let r = 0; r < o.rounds; r++) {
+      // Alternate which side goes first.
+      const order = r % 2 === 0 ? [nullSide, tally] : [tally, nullSide];
+      const rates: Record<string, number> = {};
+      for (const side of order) {
+        const { messages, seconds, cpuMsPerEvent } = await throughputRound(side, nc, o, perRound);
+        if (cpuMsPerEvent !== undefined) cpu[side.name].push(cpuMsPerEvent * 1000);
+        totals[side.name].messages += messages - 1;
+        totals[side.name].seconds += seconds;
+        rates[side.name] = (messages - 1) / seconds;
+      }
+      roundRatios.push(rates.tally! / rates.nullRelay!);
+      log(
+        `  round ${r + 1}: null relay ${rates.nullRelay!.toFixed(0)}/s, tally ${rates.tally!.toFixed(0)}/s, ratio ${roundRatios.at(-1)!.toFixed(2)}`,
+      );
+    }
+    const throughput = (s: { messages: number; seconds: number }) => s.messages / s.seconds;
+    const slower = Math.min(throughput(totals.tally), throughput(totals.nullRelay));
+    const rate = o.rate ?? Math.max(50, Math.min(500, Math.floor(slower / 4)));
+    const latencies = { tally: [] as number[], nullRelay: [] as number[] };
+    for (let r = 0; r < 2; r++) {
+      for (const side of r === 0 ? [nullSide, tally] : [tally, nullSide]) {
+        latencies[side.name].push(...(await latencyRound(side, nc, Math.ceil(o.latencyMessages / 2), rate)));
+      }
+    }
+    const summary = (name: 'tally' | 'nullRelay'): SideResult => {
+      const ms = latencies[name].sort((a, b) => a - b);
+      return {
+        throughput: throughput(totals[name]),
+        delivered: totals[name].messages + o.rounds,
+        cpuUsPerEvent:
+          cpu[name].length > 0
+            ? quantile(
+                cpu[name].sort((a, b) => a - b),
+                0.5,
+              )
+            : undefined,
+        p50: quantile(ms, 0.5),
+        p99: quantile(ms, 0.99),
+      };
+    };
+    const work = await tallyWork(config);
     const result: FlowBenchResult = {
+      work,
       payloadBytes,
-      messages: o.messages,
-      latencyMessages: o.latencyMessages,
+      messages: perRound * o.rounds,
+      latencyMessages: latencies.tally.length,
       rate,
-      tally: { throughput: t.throughput, delivered: t.delivered, ...tl },
-      nullRelay: { throughput: n.throughput, delivered: n.delivered, ...nl },
-      ratio: t.throughput / n.throughput,
+      tally: summary('tally'),
+      nullRelay: summary('nullRelay'),
+      ratio: throughput(totals.tally) / throughput(totals.nullRelay),
+      roundRatios,
     };
     if (o.print) {
       const row = (name: string, s: SideResult) =>
-        `  ${name.padEnd(11)} ${s.throughput.toFixed(0).padStart(8)}/s   p50 ${s.p50.toFixed(2).padStart(7)} ms   p99 ${s.p99.toFixed(2).padStart(7)} ms`;
-      console.log('flow results (source stream -> sink stream):');
+        `  ${name.padEnd(11)} ${s.throughput.toFixed(0).padStart(7)}/s   p50 ${s.p50.toFixed(2).padStart(7)} ms   p99 ${s.p99.toFixed(2).padStart(7)} ms   CPU ${s.cpuUsPerEvent?.toFixed(0).padStart(4) ?? '   ?'} µs/event`;
+      console.log(`flow results (source stream -> sink stream; latency at ${rate}/s):`);
       console.log(row('null relay', result.nullRelay));
       console.log(row('tally', result.tally));
       console.log(
-        `  ratio tally / null relay: ${result.ratio.toFixed(2)} (goal >= 0.80)${result.ratio >= 0.8 ? '' : '  BELOW GOAL'}`,
+        `  tally's own work per event (in-process): parse ${work.parseUs.toFixed(0)} µs, map + validate ${work.mapUs.toFixed(0)} µs, envelope ${work.envelopeUs.toFixed(0)} µs, serialize ${work.serializeUs.toFixed(0)} µs`,
+      );
+      console.log(
+        `  ratio tally / null relay: ${result.ratio.toFixed(2)} (goal >= 0.80${result.ratio >= 0.8 ? ', met' : ', NOT met'}); per round ${roundRatios.map((x) => x.toFixed(2)).join(' ')}`,
       );
     }
     return result;
@@ -405,18 +532,22 @@ export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult
   }
 }
 
+const defaults = {
+  messages: 20_000,
+  rounds: 4,
+  latencyMessages: 3_000,
+  maxSeconds: 20,
+  logLevel: 'info',
+  print: true,
+};
+
 /** bench/run.ts entry: runs when no filter is given or one names the flow benchmark. */
 export async function runFlowBenchCase(options: { filters: string[]; print: boolean }) {
-  if (
-    options.filters.length > 0 &&
-    !options.filters.some((f) => 'flow/throughput'.includes(f) || f.startsWith('flow'))
-  ) {
-    return undefined;
-  }
-  return runFlowBench({ ...defaults, print: options.print });
+  const wanted =
+    options.filters.length === 0 ||
+    options.filters.some((f) => 'flow/nats-sink'.includes(f) || f.startsWith('flow'));
+  return wanted ? runFlowBench({ ...defaults, print: options.print }) : undefined;
 }
-
-const defaults = { messages: 20_000, latencyMessages: 3_000, maxSeconds: 20, logLevel: 'info', print: true };
 
 if (import.meta.filename === process.argv[1]) {
   if (process.argv[2] === '--null-relay') {
@@ -431,6 +562,7 @@ if (import.meta.filename === process.argv[1]) {
     const { values } = parseArgs({
       options: {
         messages: { type: 'string', default: String(defaults.messages) },
+        rounds: { type: 'string', default: String(defaults.rounds) },
         'latency-messages': { type: 'string', default: String(defaults.latencyMessages) },
         rate: { type: 'string' },
         'max-seconds': { type: 'string', default: String(defaults.maxSeconds) },
@@ -440,6 +572,7 @@ if (import.meta.filename === process.argv[1]) {
     });
     const result = await runFlowBench({
       messages: Number(values.messages),
+      rounds: Math.max(1, Number(values.rounds)),
       latencyMessages: Number(values['latency-messages']),
       ...(values.rate ? { rate: Number(values.rate) } : {}),
       maxSeconds: Number(values['max-seconds']),

@@ -20,6 +20,11 @@ const BENCHMARKS: Benchmark[] = [
     name: 'reconcile',
     run: async (options) => (await import('./reconcile.ts')).runReconcileBench(options),
   },
+  {
+    // Case flow/nats-sink; runs processes and a nats-server for about a minute (not --budget-ms).
+    name: 'flow',
+    run: async (options) => (await import('./flow.ts')).runFlowBenchCase(options),
+  },
 ];
 
 const { values, positionals } = parseArgs({

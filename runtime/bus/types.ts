@@ -30,7 +30,10 @@ export interface BusMessage {
   readonly streamSeq: number;
   /** When the stream stored the message (its first receipt). */
   readonly storedAt: Date;
-  /** Done: the server confirms the ack before this resolves. */
+  /**
+   * Done. Sent in order on the connection (before any later pull), not confirmed: an ack that is
+   * lost makes the message come again after ack_wait, which dedupe and idempotency keys absorb.
+   */
   ack(): Promise<void>;
   /** Redeliver after delayMs (immediately when 0 or absent). */
   nak(delayMs?: number): Promise<void>;

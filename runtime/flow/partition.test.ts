@@ -65,11 +65,11 @@ describe('createIngestRouter', () => {
   });
 
   it('refuses an expression that does not compile, naming the field', () => {
-    expect(() =>
-      createIngestRouter({ partitionKey: '$string(id', partitions: 4, subject, logger }),
-    ).toThrow(PartitionKeyError);
-    expect(() =>
-      createIngestRouter({ partitionKey: '$string(id', partitions: 4, subject, logger }),
-    ).toThrow(/delivery\.partitionKey/);
+    expect(() => createIngestRouter({ partitionKey: '$string(id', partitions: 4, subject, logger })).toThrow(
+      PartitionKeyError,
+    );
+    expect(() => createIngestRouter({ partitionKey: '$string(id', partitions: 4, subject, logger })).toThrow(
+      /delivery\.partitionKey/,
+    );
   });
 });

@@ -48,8 +48,12 @@ describe('createFlowMetrics', () => {
     expect(text).toContain('tally_flow_end_to_end_seconds_count{flow="ns/a",channel="web"} 1\n');
     expect(text).toContain('tally_flow_sink_circuit_state{flow="ns/a",sink="erp",state="open"} 1\n');
     expect(text).toContain('tally_flow_sink_circuit_state{flow="ns/a",sink="erp",state="closed"} 0\n');
-    expect(text).toContain('tally_flow_sink_circuit_transitions_total{flow="ns/a",sink="erp",state="open"} 1\n');
-    expect(text).not.toContain('tally_flow_sink_circuit_transitions_total{flow="ns/a",sink="erp",state="closed"}');
+    expect(text).toContain(
+      'tally_flow_sink_circuit_transitions_total{flow="ns/a",sink="erp",state="open"} 1\n',
+    );
+    expect(text).not.toContain(
+      'tally_flow_sink_circuit_transitions_total{flow="ns/a",sink="erp",state="closed"}',
+    );
   });
 
   it('names every metric by the Prometheus conventions', async () => {

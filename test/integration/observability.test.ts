@@ -28,7 +28,8 @@ async function exportedNames(): Promise<Set<string>> {
   for (const r of registries) {
     for (const m of await r.getMetricsAsJSON()) {
       names.add(m.name);
-      if (String(m.type) === 'histogram') for (const s of ['_bucket', '_count', '_sum']) names.add(m.name + s);
+      if (String(m.type) === 'histogram')
+        for (const s of ['_bucket', '_count', '_sum']) names.add(m.name + s);
     }
   }
   return names;
