@@ -144,3 +144,27 @@ describe('$lookup', () => {
     expect(() => lookup({ paid: 1 }, 'paid')).toThrow(/name of a table in spec.lookups/);
   });
 });
+
+describe('$money fast path', () => {
+  it('normalises exactly like the BigInt path, for any amount the currency allows', async () => {
+    const fc = (await import('fast-check')).default;
+    const { fromMinorUnits } = await import('../../api/canonical/money.ts');
+    const { money: m } = await import('./functions.ts');
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: -(10n ** 20n), max: 10n ** 20n }),
+        fc.constantFrom('USD', 'JPY', 'KWD'),
+        fc.nat({ max: 3 }),
+        fc.nat({ max: 3 }),
+        (minorUnits, currency, leadingZeros, trailingZeros) => {
+          const canonical = fromMinorUnits(minorUnits, currency);
+          const [w, f] = canonical.amount.replace('-', '').split('.');
+          const sign = canonical.amount.startsWith('-') ? '-' : '';
+          const text = `${sign}${'0'.repeat(leadingZeros)}${w}${f !== undefined || trailingZeros ? `.${f ?? ''}${'0'.repeat(trailingZeros)}` : ''}`;
+          expect(m(text, currency)).toEqual(canonical);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});

@@ -79,7 +79,34 @@ export function money(amount: unknown, currency: unknown): Money | undefined {
   if (amount === undefined) return undefined;
   const cur = checkCurrency('$money', currency);
   const text = amountText('$money', amount);
-  return fromMinorUnits(minor('$money', { amount: text, currency: cur }), cur);
+  return {
+    amount:
+      normalizeAmount(text, minorDigits(cur)) ??
+      fromMinorUnits(minor('$money', { amount: text, currency: cur }), cur).amount,
+    currency: cur,
+  };
+}
+
+const PLAIN_DECIMAL = /^(-?)([0-9]+)(?:\.([0-9]+))?$/;
+
+/**
+ * The hot path of $money: a plain decimal with no more decimals than the currency allows becomes
+ * its canonical text by padding alone (what fromMinorUnits(toMinorUnits(x)) gives, without BigInt).
+ * Anything else returns undefined and takes the exact BigInt path, which also reports errors.
+ */
+function normalizeAmount(text: string, digits: number): string | undefined {
+  const m = PLAIN_DECIMAL.exec(text);
+  if (!m) return undefined;
+  let end = m[3]?.length ?? 0;
+  while (end > 0 && m[3]!.charCodeAt(end - 1) === 48) end--;
+  if (end > digits) return undefined;
+  const frac = (m[3] ?? '').slice(0, end);
+  let start = 0;
+  const whole = m[2]!;
+  while (start < whole.length - 1 && whole.charCodeAt(start) === 48) start++;
+  const w = whole.slice(start);
+  const zero = w === '0' && end === 0;
+  return `${m[1] && !zero ? '-' : ''}${w}${digits > 0 ? `.${frac.padEnd(digits, '0')}` : ''}`;
 }
 
 /** `$moneyAdd(a, b, ...)`: the exact sum of two or more amounts in one currency. */

@@ -242,16 +242,21 @@ describe('flow delivery', () => {
     expect(whileStuck).toBeLessThan(24 * 1024 * 1024);
 
     sink.release();
+    let maxHeld = 0;
     let maxAckPending = 0;
     await waitFor(
       'all delivered',
       async () => {
+        maxHeld = Math.max(maxHeld, sample(await metricsOf(worker), 'tally_flow_in_flight'));
         maxAckPending = Math.max(maxAckPending, (await info()).num_ack_pending);
         return sink.applied.size >= n;
       },
       { timeoutMs: 120_000, intervalMs: 20 },
     );
-    expect(maxAckPending).toBeLessThanOrEqual(slots);
+    // The worker never holds more than its slots. The server's count may briefly include acks
+    // still on the wire (acks are not awaited), so it gets one more round of slots.
+    expect(maxHeld).toBeLessThanOrEqual(slots);
+    expect(maxAckPending).toBeLessThanOrEqual(2 * slots);
     await waitFor('lag gauge at zero', async () =>
       sample(await metricsOf(worker), 'tally_flow_consumer_pending_messages') === 0 ? true : undefined,
     );
