@@ -80,14 +80,13 @@ export async function startStandalone(
       const mappingSpec = canonicalMappingSpecSchema.parse(mappingDoc.spec);
       const lookups: ResolvedLookups = {};
       for (const t of mappingSpec.lookups) {
-        const values =
-          t.inline ??
-          tableFromConfigMap(
-            configMaps.get(t.configMapRef!.name) ?? {},
-            t.configMapRef!.key,
-            t.configMapRef!.name,
-            t.name,
+        const cm = t.configMapRef ? configMaps.get(t.configMapRef.name) : undefined;
+        if (!t.inline && !cm) {
+          throw new InputError(
+            `mapping ${spec.mappingRef.name}: lookup table "${t.name}" reads ConfigMap ${t.configMapRef!.name}, which is not among the given files: add it`,
           );
+        }
+        const values = t.inline ?? tableFromConfigMap(cm!, t.configMapRef!.key, t.configMapRef!.name, t.name);
         lookups[t.name] = { values, ...(t.default !== undefined ? { default: t.default } : {}) };
       }
       const { config, env } = renderWorkerConfig({

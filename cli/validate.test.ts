@@ -179,6 +179,35 @@ spec:
     expect(folder.code, folder.stdout).toBe(0);
   });
 
+  it('reports a partition key that is not valid JSONata (the workers would refuse to start)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tally-validate-'));
+    const file = join(dir, 'flow.yaml');
+    await writeFile(
+      file,
+      `apiVersion: tally.dev/v1alpha1
+kind: IntegrationFlow
+metadata: { name: f }
+spec:
+  channel: erp
+  entity: Order
+  mappingRef: { name: m }
+  source: { type: nats, nats: { subject: a } }
+  sinks: [{ name: out, type: nats, nats: { subject: b } }]
+  delivery: { partitions: 4, partitionKey: "$string(id" }
+---
+apiVersion: tally.dev/v1alpha1
+kind: CanonicalMapping
+metadata: { name: m }
+spec: { entity: Order, expression: "$", businessKey: orderId }
+`,
+    );
+    const r = await tally('validate', '-f', file);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(
+      `${file}#1: IntegrationFlow/f spec.delivery.partitionKey: is not a valid JSONata expression`,
+    );
+  });
+
   it('reports YAML syntax errors with line and column', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tally-validate-'));
     const file = join(dir, 'broken.yaml');

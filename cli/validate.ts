@@ -1,6 +1,7 @@
 // `tally validate -f <file|dir>...`: offline checks for CI, one line per problem.
 import { parseArgs } from 'node:util';
 import { type SourceDocument, type ValidationReport, validateDocuments } from '../api/validate.ts';
+import { partitionKeyProblem } from '../runtime/flow/partition.ts';
 import { UsageError } from './errors.ts';
 import { expandPaths, loadDocuments } from './load-documents.ts';
 import { collectConfigMaps, collectMappings, firstFailureLine, testMapping } from './mapping-test.ts';
@@ -41,6 +42,7 @@ export async function validateCommand(
   const { documents, parseErrors } = await loadDocuments(files);
   const report = validateDocuments(documents);
   await checkMappingTests(documents, report);
+  checkPartitionKeys(documents, report);
   for (const e of parseErrors) {
     report.problems.unshift({
       file: e.file,
@@ -87,6 +89,32 @@ async function checkMappingTests(documents: SourceDocument[], report: Validation
   }
   const failed = new Set(report.problems.map((p) => `${p.file}#${p.document}`));
   for (const r of report.resources) r.valid = !failed.has(`${r.file}#${r.document}`);
+}
+
+/** A flow's partitionKey must compile, or its workers would refuse to start. */
+function checkPartitionKeys(documents: SourceDocument[], report: ValidationReport): void {
+  for (const d of documents) {
+    const doc = d.doc as {
+      kind?: string;
+      metadata?: { name?: string; namespace?: string };
+      spec?: { delivery?: { partitionKey?: unknown } };
+    };
+    const key = doc?.kind === 'IntegrationFlow' ? doc.spec?.delivery?.partitionKey : undefined;
+    if (typeof key !== 'string') continue;
+    const problem = partitionKeyProblem(key);
+    if (!problem) continue;
+    report.problems.push({
+      file: d.file,
+      document: d.index,
+      kind: 'IntegrationFlow',
+      name: doc.metadata?.name ?? '',
+      ...(doc.metadata?.namespace ? { namespace: doc.metadata.namespace } : {}),
+      path: 'spec.delivery.partitionKey',
+      message: problem,
+    });
+    const r = report.resources.find((x) => x.file === d.file && x.document === d.index);
+    if (r) r.valid = false;
+  }
 }
 
 export function formatText(report: ValidationReport): string {

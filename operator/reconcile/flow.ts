@@ -2,6 +2,7 @@
 // is safe to repeat; status is rebuilt from what this pass found, never from the old status.
 import { canonicalMappingSpecSchema } from '../../api/canonical-mapping.ts';
 import { type IntegrationFlowSpec, integrationFlowSpecSchema } from '../../api/integration-flow.ts';
+import { partitionKeyProblem } from '../../runtime/flow/partition.ts';
 import { LookupNotFoundError } from '../errors.ts';
 import { addFinalizer, removeFinalizer } from '../finalizer.ts';
 import { isNotFound } from '../kube/errors.ts';
@@ -22,6 +23,7 @@ import { resolveLookups } from './lookups.ts';
 export const FLOW_REASONS = {
   reconciled: 'Reconciled',
   invalidSpec: 'InvalidSpec',
+  invalidPartitionKey: 'InvalidPartitionKey',
   mappingNotFound: 'MappingNotFound',
   mappingNotReady: 'MappingNotReady',
   mappingEntityMismatch: 'MappingEntityMismatch',
@@ -67,6 +69,16 @@ export async function reconcileFlow(
     return {};
   }
   const spec = parsed.data;
+  const keyProblem = spec.delivery.partitionKey ? partitionKeyProblem(spec.delivery.partitionKey) : undefined;
+  if (keyProblem) {
+    await status({
+      ready: false,
+      stalled: true,
+      reason: FLOW_REASONS.invalidPartitionKey,
+      message: `spec.delivery.partitionKey ${keyProblem}`,
+    });
+    return {};
+  }
 
   // 5. Resolve the mapping; its own reconcile has run its tests.
   const mapping = ctx.mappings.get(namespace, spec.mappingRef.name);

@@ -37,6 +37,16 @@ export class PartitionKeyError extends Error {
   readonly code = 'FLOW_PARTITION_KEY_INVALID';
 }
 
+/** Why a partition key expression does not compile, or undefined when it does (for offline checks). */
+export function partitionKeyProblem(source: string): string | undefined {
+  try {
+    jsonata(source);
+    return undefined;
+  } catch (err) {
+    return `is not a valid JSONata expression: ${(err as Error).message}`;
+  }
+}
+
 export interface IngestRoute {
   subject: string;
   partition: number;
