@@ -49,3 +49,19 @@ export async function loadDocuments(files: string[]): Promise<LoadResult> {
   }
   return out;
 }
+
+/** The -f/positional inputs of a command, expanded; usage errors when there are none. */
+export async function inputFiles(paths: string[], usage: string): Promise<string[]> {
+  if (paths.length === 0) throw new UsageError(`no input: pass -f <file|dir>\n\n${usage}`);
+  const files = await expandPaths(paths);
+  if (files.length === 0) throw new UsageError(`no .yaml, .yml or .json files found in ${paths.join(', ')}`);
+  return files;
+}
+
+/** -o for commands that print text or JSON. */
+export function textOrJson(output: string | undefined): 'text' | 'json' {
+  if (output !== 'text' && output !== 'json') {
+    throw new UsageError(`-o ${output} is not supported: expected text or json`);
+  }
+  return output;
+}

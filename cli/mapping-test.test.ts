@@ -1,27 +1,12 @@
-// `tally mapping test` as CI and people run it: the real binary in a child process, real files.
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import * as yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
+import { tally } from '../test/support/tally-cli.ts';
 
 const root = join(import.meta.dirname, '..');
-const run = promisify(execFile);
-
-async function tally(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [join(root, 'bin/tally.mjs'), ...args], {
-      cwd: root,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 async function tempFile(name: string, text: string): Promise<string> {
   const file = join(await mkdtemp(join(tmpdir(), 'tally-mapping-test-')), name);

@@ -17,7 +17,7 @@ import {
   type TestCaseResult,
 } from '../runtime/mapping/index.ts';
 import { InputError, UsageError } from './errors.ts';
-import { expandPaths, loadDocuments } from './load-documents.ts';
+import { inputFiles, loadDocuments, textOrJson } from './load-documents.ts';
 
 export const MAPPING_USAGE = `Usage: tally mapping test -f <file|dir> [-f ...] [--input FILE ...] [--mapping NAME] [-o text|json]
 
@@ -230,15 +230,11 @@ export async function mappingTestCommand(
     out.write(`${MAPPING_USAGE}\n`);
     return 0;
   }
+  textOrJson(values.output);
   const paths = [...(values.filename ?? []), ...positionals];
-  if (paths.length === 0) throw new UsageError(`no input: pass -f <file|dir>\n\n${MAPPING_USAGE}`);
-  if (values.output !== 'text' && values.output !== 'json') {
-    throw new UsageError(`-o ${values.output} is not supported: expected text or json`);
-  }
-  const files = await expandPaths(paths);
-  if (files.length === 0) throw new UsageError(`no .yaml, .yml or .json files found in ${paths.join(', ')}`);
-  const inputFiles = values.input ?? [];
-  for (const f of inputFiles) {
+  const files = await inputFiles(paths, MAPPING_USAGE);
+  const payloadFiles = values.input ?? [];
+  for (const f of payloadFiles) {
     await stat(f).catch((cause: unknown) => {
       throw new UsageError(`cannot read --input ${f}: no such file`, { cause });
     });
@@ -249,12 +245,12 @@ export async function mappingTestCommand(
     throw new InputError(parseErrors.map((e) => `${e.file}: ${e.message}`).join('\n'));
   }
   const selected = selectMappings(documents, values.mapping, paths);
-  if (inputFiles.length > 0 && selected.length !== 1) {
+  if (payloadFiles.length > 0 && selected.length !== 1) {
     throw new UsageError(
       `--input needs exactly one mapping, but the files hold ${selected.length} (${selected.map((s) => s.name).join(', ')}): choose one with --mapping NAME`,
     );
   }
-  const inputs = (await Promise.all(inputFiles.map(readPayloads))).flat();
+  const inputs = (await Promise.all(payloadFiles.map(readPayloads))).flat();
 
   const configMaps = collectConfigMaps(documents);
   const invalid = invalidMappings(documents);

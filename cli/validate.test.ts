@@ -1,31 +1,14 @@
-// `tally validate` as CI runs it: the real binary in a child process, real files.
-import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { invalidFixtures } from '../test/fixtures/invalid-resources.ts';
-
-const root = join(import.meta.dirname, '..');
-const run = promisify(execFile);
+import { tally } from '../test/support/tally-cli.ts';
 
 async function tempFile(name: string, text: string): Promise<string> {
   const file = join(await mkdtemp(join(tmpdir(), 'tally-validate-')), name);
   await writeFile(file, text);
   return file;
-}
-
-async function tally(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [join(root, 'bin/tally.mjs'), ...args], {
-      cwd: root,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
 }
 
 describe('tally validate', () => {

@@ -2,8 +2,7 @@
 import { parseArgs } from 'node:util';
 import { type SourceDocument, type ValidationReport, validateDocuments } from '../api/validate.ts';
 import { partitionKeyProblem } from '../runtime/flow/partition.ts';
-import { UsageError } from './errors.ts';
-import { expandPaths, loadDocuments } from './load-documents.ts';
+import { inputFiles, loadDocuments, textOrJson } from './load-documents.ts';
 import { collectConfigMaps, collectMappings, firstFailureLine, testMapping } from './mapping-test.ts';
 
 export const VALIDATE_USAGE = `Usage: tally validate -f <file|dir> [-f ...] [-o text|json]
@@ -32,13 +31,8 @@ export async function validateCommand(
     out.write(`${VALIDATE_USAGE}\n`);
     return 0;
   }
-  const paths = [...(values.filename ?? []), ...positionals];
-  if (paths.length === 0) throw new UsageError(`no input: pass -f <file|dir>\n\n${VALIDATE_USAGE}`);
-  if (values.output !== 'text' && values.output !== 'json') {
-    throw new UsageError(`-o ${values.output} is not supported: expected text or json`);
-  }
-  const files = await expandPaths(paths);
-  if (files.length === 0) throw new UsageError(`no .yaml, .yml or .json files found in ${paths.join(', ')}`);
+  textOrJson(values.output);
+  const files = await inputFiles([...(values.filename ?? []), ...positionals], VALIDATE_USAGE);
   const { documents, parseErrors } = await loadDocuments(files);
   const report = validateDocuments(documents);
   await checkMappingTests(documents, report);
