@@ -20,6 +20,10 @@ export async function reconCommand(
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === '--help' || sub === '-h' || rest.includes('--help') || rest.includes('-h')) {
+    out.write(`${RECON_USAGE}\n`);
+    return 0;
+  }
   if (sub !== 'report')
     throw new UsageError(`unknown or missing subcommand "${sub ?? ''}"\n\n${RECON_USAGE}`);
   const { values } = parseArgs({
