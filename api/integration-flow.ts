@@ -409,6 +409,20 @@ export const integrationFlowStatusSchema = z
     configHash: z.string().optional().describe('Hash of the WorkerConfig the workers run.'),
     mappingGeneration: z.number().int().optional().describe('Generation of the CanonicalMapping in use.'),
     replicas: z.number().int().optional().describe('Worker replicas desired.'),
+    retiredConsumers: z
+      .array(
+        z
+          .object({
+            name: z.string().describe('Consumer name.'),
+            pending: z.number().int().describe('Messages it has not delivered yet.'),
+            ackPending: z.number().int().describe('Messages delivered but not acknowledged.'),
+          })
+          .describe('A consumer of a partition that no longer exists.'),
+      )
+      .optional()
+      .describe(
+        'Consumers of removed partitions that still hold messages; drain them as docs/delivery.md describes.',
+      ),
   })
   .describe('Observed state of an IntegrationFlow, written by the operator.');
 

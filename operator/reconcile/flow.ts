@@ -192,7 +192,7 @@ export async function reconcileFlow(
     {
       ready: true,
       reason: FLOW_REASONS.reconciled,
-      message: `workers run as Deployment ${flowWorkerName(name)} (${replicasOf(spec)} replicas, config ${objects.hash}); stream ${nats.stream}`,
+      message: `workers run as Deployment ${flowWorkerName(name)} (${replicasOf(spec)} replicas, config ${objects.hash}); stream ${nats.stream}${nats.retiredConsumers.length ? `; ${nats.retiredConsumers.length} consumer(s) of removed partitions still hold messages (status.retiredConsumers): drain them as docs/delivery.md describes` : ''}`,
     },
     {
       stream: nats.stream,
@@ -201,6 +201,7 @@ export async function reconcileFlow(
       configHash: objects.hash,
       mappingGeneration: mapping.metadata.generation,
       replicas: replicasOf(spec),
+      ...(nats.retiredConsumers.length ? { retiredConsumers: nats.retiredConsumers } : {}),
     },
   );
   return {};
