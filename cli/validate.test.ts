@@ -47,10 +47,8 @@ describe('tally validate', () => {
   });
 
   it('reports a flow whose entity disagrees with its mapping', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'tally-validate-'));
-    const file = join(dir, 'pair.yaml');
-    await writeFile(
-      file,
+    const file = await tempFile(
+      'pair.yaml',
       `apiVersion: tally.dev/v1alpha1
 kind: CanonicalMapping
 metadata: { name: m }
@@ -163,10 +161,8 @@ spec:
   });
 
   it('reports a partition key that is not valid JSONata (the workers would refuse to start)', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'tally-validate-'));
-    const file = join(dir, 'flow.yaml');
-    await writeFile(
-      file,
+    const file = await tempFile(
+      'flow.yaml',
       `apiVersion: tally.dev/v1alpha1
 kind: IntegrationFlow
 metadata: { name: f }
@@ -192,9 +188,7 @@ spec: { entity: Order, expression: "$", businessKey: orderId }
   });
 
   it('reports YAML syntax errors with line and column', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'tally-validate-'));
-    const file = join(dir, 'broken.yaml');
-    await writeFile(file, 'apiVersion: tally.dev/v1alpha1\nkind: [unclosed\n');
+    const file = await tempFile('broken.yaml', 'apiVersion: tally.dev/v1alpha1\nkind: [unclosed\n');
     const r = await tally('validate', '-f', file);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(new RegExp(`${file}: is not valid YAML \\(line \\d+, column \\d+\\)`));

@@ -98,7 +98,18 @@ async function publish(ns: string, ev: ReconEvent) {
   await js.publish(canonicalSubject(ns, entity, ev.channel), JSON.stringify(body), { msgID: ev.eventId });
 }
 
-const NOW = Date.parse('2026-11-26T12:00:00Z'); // Nov 20 is final (48h lateness), Nov 26 is open
+const NOW = Date.parse('2026-11-26T12:00:00Z');
+
+/** An in-process worker with a fixed clock, quiet logs and a free loopback port. */
+function startWorker(ns: string, name: string, now: () => number) {
+  return runReconWorker(configFor(ns, name), {
+    logger: silent,
+    now,
+    tickMs: 100,
+    processMetrics: false,
+    env: LOOPBACK,
+  });
+} // Nov 20 is final (48h lateness), Nov 26 is open
 
 async function storedReport(ns: string, name: string, window: string): Promise<WindowReport | undefined> {
   const kv = await new Kvm(nc).open(policyNames(ns, name).stateBucket);
@@ -123,13 +134,7 @@ describe('reconciliation worker', () => {
     const ns = 'recon-a';
     await setup(ns);
     for (const ev of dayOne()) await publish(ns, ev);
-    const worker = await runReconWorker(configFor(ns, 'orders'), {
-      logger: silent,
-      now: () => NOW,
-      tickMs: 100,
-      processMetrics: false,
-      env: LOOPBACK,
-    });
+    const worker = await startWorker(ns, 'orders', () => NOW);
     await waitUntil(
       'final report',
       async () => (await storedReport(ns, 'orders', '2026-11-20')) !== undefined,
@@ -164,13 +169,7 @@ describe('reconciliation worker', () => {
     const ns = 'recon-b';
     await setup(ns);
     for (const ev of dayOne()) await publish(ns, ev);
-    const worker = await runReconWorker(configFor(ns, 'orders'), {
-      logger: silent,
-      now: () => NOW,
-      tickMs: 100,
-      processMetrics: false,
-      env: LOOPBACK,
-    });
+    const worker = await startWorker(ns, 'orders', () => NOW);
     await waitUntil('v1', async () => (await storedReport(ns, 'orders', '2026-11-20'))?.version === 1, {
       timeoutMs: 15_000,
     });
@@ -191,13 +190,7 @@ describe('reconciliation worker', () => {
     // Uninterrupted, in process.
     await setup('recon-c');
     for (const ev of events) await publish('recon-c', ev);
-    const w1 = await runReconWorker(configFor('recon-c', 'orders'), {
-      logger: silent,
-      now: () => NOW,
-      tickMs: 100,
-      processMetrics: false,
-      env: LOOPBACK,
-    });
+    const w1 = await startWorker('recon-c', 'orders', () => NOW);
     await waitUntil(
       'report',
       async () => (await storedReport('recon-c', 'orders', '2026-11-20')) !== undefined,
