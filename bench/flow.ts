@@ -62,6 +62,8 @@ export interface SideResult {
   throughput: number;
   /** CPU time of the relay process per event while relaying, µs (median over rounds; Linux). */
   cpuUsPerEvent: number | undefined;
+  /** CPU time of nats-server per event while this side relays, µs (median over rounds; Linux). */
+  serverCpuUsPerEvent: number | undefined;
   /** Source stored-at to sink stored-at, ms. */
   p50: number;
   p99: number;
@@ -162,6 +164,11 @@ function isoToMs(timestamp: string): number {
   return Date.parse(`${m[1]}${m[3]}`) + Number(`0${m[2] ?? ''}`) * 1000;
 }
 
+function median(xs: number[]): number | undefined {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted.length > 0 ? quantile(sorted, 0.5) : undefined;
+}
+
 function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
@@ -255,7 +262,13 @@ async function throughputRound(
   nc: NatsConnection,
   o: FlowBenchOptions,
   count: number,
-): Promise<{ messages: number; seconds: number; cpuMsPerEvent: number | undefined }> {
+  serverPid: number | undefined,
+): Promise<{
+  messages: number;
+  seconds: number;
+  cpuMsPerEvent: number | undefined;
+  serverCpuMsPerEvent: number | undefined;
+}> {
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const from = await lastSeq(jsm, side.sinkStream);
@@ -264,20 +277,27 @@ async function throughputRound(
   try {
     // CPU per event while it relays: between the first poll that sees progress and the last one
     // before it is done (so start-up and idle time are left out).
-    let a: { seq: number; cpu: number } | undefined;
-    let b: { seq: number; cpu: number } | undefined;
+    type Mark = { seq: number; cpu: number; server: number | undefined };
+    let a: Mark | undefined;
+    let b: Mark | undefined;
     const to = await waitForSeq(jsm, side.sinkStream, from + count, o.maxSeconds * 1000 + 30_000, (seq) => {
       const cpu = relay.cpuMs();
       if (cpu === undefined || seq <= from || seq >= from + count) return;
-      if (!a) a = { seq, cpu };
-      else b = { seq, cpu };
+      const mark = { seq, cpu, server: cpuMsOf(serverPid) };
+      if (!a) a = mark;
+      else b = mark;
     });
+    const enough = a && b && b.seq - a.seq > count / 4;
     const first = await jsm.streams.getMessage(side.sinkStream, { seq: from + 1 });
     const last = await jsm.streams.getMessage(side.sinkStream, { seq: to });
     return {
       messages: to - from,
       seconds: (isoToMs(last!.timestamp) - isoToMs(first!.timestamp)) / 1000,
-      cpuMsPerEvent: a && b && b.seq - a.seq > count / 4 ? (b.cpu - a.cpu) / (b.seq - a.seq) : undefined,
+      cpuMsPerEvent: enough ? (b!.cpu - a!.cpu) / (b!.seq - a!.seq) : undefined,
+      serverCpuMsPerEvent:
+        enough && a!.server !== undefined && b!.server !== undefined
+          ? (b!.server - a!.server) / (b!.seq - a!.seq)
+          : undefined,
     };
   } finally {
     await relay.stop();
@@ -358,16 +378,20 @@ function child(args: string[], env: NodeJS.ProcessEnv): Relay {
       await exited;
       clearTimeout(timer);
     },
-    cpuMs: () => {
-      try {
-        // utime and stime, in clock ticks of 10 ms, after the parenthesised command name.
-        const fields = readFileSync(`/proc/${p.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-        return (Number(fields[11]) + Number(fields[12])) * 10;
-      } catch {
-        return undefined;
-      }
-    },
+    cpuMs: () => cpuMsOf(p.pid),
   };
+}
+
+/** CPU time a process has used so far, ms (utime + stime from Linux /proc); undefined elsewhere. */
+function cpuMsOf(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    // utime and stime, in clock ticks of 10 ms, after the parenthesised command name.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult> {
@@ -457,14 +481,17 @@ export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult
     );
     const totals = { tally: { messages: 0, seconds: 0 }, nullRelay: { messages: 0, seconds: 0 } };
     const cpu = { tally: [] as number[], nullRelay: [] as number[] };
+    const serverCpu = { tally: [] as number[], nullRelay: [] as number[] };
     const roundRatios: number[] = [];
     for (let r = 0; r < o.rounds; r++) {
       // Alternate which side goes first.
       const order = r % 2 === 0 ? [nullSide, tally] : [tally, nullSide];
       const rates: Record<string, number> = {};
       for (const side of order) {
-        const { messages, seconds, cpuMsPerEvent } = await throughputRound(side, nc, o, perRound);
+        const round = await throughputRound(side, nc, o, perRound, nats.pid);
+        const { messages, seconds, cpuMsPerEvent, serverCpuMsPerEvent } = round;
         if (cpuMsPerEvent !== undefined) cpu[side.name].push(cpuMsPerEvent * 1000);
+        if (serverCpuMsPerEvent !== undefined) serverCpu[side.name].push(serverCpuMsPerEvent * 1000);
         totals[side.name].messages += messages - 1;
         totals[side.name].seconds += seconds;
         rates[side.name] = (messages - 1) / seconds;
@@ -488,13 +515,8 @@ export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult
       return {
         throughput: throughput(totals[name]),
         delivered: totals[name].messages + o.rounds,
-        cpuUsPerEvent:
-          cpu[name].length > 0
-            ? quantile(
-                cpu[name].sort((a, b) => a - b),
-                0.5,
-              )
-            : undefined,
+        cpuUsPerEvent: median(cpu[name]),
+        serverCpuUsPerEvent: median(serverCpu[name]),
         p50: quantile(ms, 0.5),
         p99: quantile(ms, 0.99),
       };
@@ -513,7 +535,7 @@ export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult
     };
     if (o.print) {
       const row = (name: string, s: SideResult) =>
-        `  ${name.padEnd(11)} ${s.throughput.toFixed(0).padStart(7)}/s   p50 ${s.p50.toFixed(2).padStart(7)} ms   p99 ${s.p99.toFixed(2).padStart(7)} ms   CPU ${s.cpuUsPerEvent?.toFixed(0).padStart(4) ?? '   ?'} µs/event`;
+        `  ${name.padEnd(11)} ${s.throughput.toFixed(0).padStart(7)}/s   p50 ${s.p50.toFixed(2).padStart(7)} ms   p99 ${s.p99.toFixed(2).padStart(7)} ms   CPU ${s.cpuUsPerEvent?.toFixed(0).padStart(4) ?? '   ?'} µs/event (nats-server ${s.serverCpuUsPerEvent?.toFixed(0).padStart(4) ?? '   ?'} µs/event)`;
       console.log(`flow results (source stream -> sink stream; latency at ${rate}/s):`);
       console.log(row('null relay', result.nullRelay));
       console.log(row('tally', result.tally));

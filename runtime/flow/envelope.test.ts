@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { CANONICAL_ENTITIES } from '../../api/canonical/index.ts';
 import { canonicalEventSchema, idempotencyKey } from '../../api/envelope.ts';
 import { buildEnvelope, entityVersion, eventId } from './envelope.ts';
 import { EnvelopeError } from './errors.ts';
@@ -54,6 +55,21 @@ describe('buildEnvelope', () => {
   it('rejects an empty business key with an EnvelopeError naming the field', () => {
     expect(() => buildEnvelope({ ...input, key: '' })).toThrow(EnvelopeError);
     expect(() => buildEnvelope({ ...input, key: '' })).toThrow(/subject/);
+  });
+
+  it('rejects an empty channel and an invalid time with an EnvelopeError naming the field', () => {
+    expect(() => buildEnvelope({ ...input, flow: { ...input.flow, channel: '' } })).toThrow(/tallychannel/);
+    expect(() => buildEnvelope({ ...input, time: new Date(Number.NaN) })).toThrow(EnvelopeError);
+    expect(() => buildEnvelope({ ...input, time: new Date(Number.NaN) })).toThrow(/time/);
+  });
+
+  it('satisfies the envelope schema for every entity and for versions from each source', () => {
+    for (const entity of CANONICAL_ENTITIES) {
+      for (const output of [{ version: 3 }, { updatedAt: '2026-11-20T10:15:02Z' }, {}]) {
+        const e = buildEnvelope({ ...input, flow: { ...input.flow, entity }, output });
+        expect(canonicalEventSchema.safeParse(e).success, `${entity} ${JSON.stringify(output)}`).toBe(true);
+      }
+    }
   });
 });
 

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import * as yaml from 'js-yaml';
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type CanonicalEvent, canonicalEventSchema, idempotencyKey } from '../../api/envelope.ts';
 import { MemoryBus, type MemoryConsumer } from '../bus/memory.ts';
+import type { BusMessage } from '../bus/types.ts';
 import { compileMapping } from '../mapping/index.ts';
 import { createFlowMetrics } from '../telemetry/metrics.ts';
 import { DLQ_HEADERS } from './dead-letter.ts';
@@ -298,5 +299,61 @@ describe('createProcessor', () => {
     // Every delivery (up to the consumer's backstop) fails to dead-letter; nothing is termed or acked.
     expect(outcomes).toEqual(['retried', 'retried', 'retried', 'retried']);
     expect(bus.settlements.every((s) => s.outcome === 'nak')).toBe(true);
+  });
+});
+
+describe('createProcessor heartbeat', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A message that counts its heartbeats and settlements. */
+  function countingMessage(seq: number) {
+    const counts = { inProgress: 0, ack: 0 };
+    const message: BusMessage = {
+      subject: 'in.0',
+      data: Buffer.from(JSON.stringify(order)),
+      headers: { 'Nats-Msg-Id': `hb-${seq}` },
+      deliveryCount: 1,
+      streamSeq: seq,
+      storedAt: new Date('2026-11-20T16:20:00Z'),
+      ack: async () => void counts.ack++,
+      nak: async () => {},
+      term: async () => {},
+      inProgress: () => void counts.inProgress++,
+    };
+    return { message, counts };
+  }
+
+  it('tells the server every message in progress is alive every ackWait/3, and stops once settled', async () => {
+    vi.useFakeTimers();
+    let release!: () => void;
+    const slow = new Promise<void>((r) => {
+      release = r;
+    });
+    const sink: Sink = { name: 'slow', type: 'http', deliver: () => slow, async close() {} };
+    const process = createProcessor({
+      config: { ...config, delivery: { ...config.delivery, ackWaitMs: 3_000 } },
+      mapping,
+      sinks: [sink],
+      bus: new MemoryBus(),
+      metrics: createFlowMetrics(
+        { flow: 'shop/shopify-orders', channel: 'shopify-us' },
+        { processMetrics: false },
+      ),
+      logger: pino({ level: 'silent' }),
+    });
+    const a = countingMessage(1);
+    const b = countingMessage(2);
+    const done = Promise.all([process(a.message), process(b.message)]);
+    await vi.advanceTimersByTimeAsync(2_500);
+    expect(a.counts.inProgress).toBe(2);
+    expect(b.counts.inProgress).toBe(2);
+    release();
+    expect(await done).toEqual(['delivered', 'delivered']);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(a.counts).toEqual({ inProgress: 2, ack: 1 });
+    expect(b.counts).toEqual({ inProgress: 2, ack: 1 });
+    expect(vi.getTimerCount()).toBe(0);
   });
 });

@@ -83,8 +83,24 @@ export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => P
   const now = deps.now ?? (() => new Date());
   const flowId = `${config.flow.namespace}/${config.flow.name}`;
   const policy = { initialMs: config.delivery.initialBackoffMs, maxMs: config.delivery.maxBackoffMs };
-  // Refresh the ack-wait timer well before it runs out, for slow sinks.
+  // Refresh the ack-wait timer of every message in progress well before it runs out, for slow
+  // sinks: one timer for all of them (a timer per message cost more than its ack).
   const heartbeatMs = Math.max(1_000, Math.floor(config.delivery.ackWaitMs / 3));
+  const inProgress = new Set<BusMessage>();
+  let heartbeat: NodeJS.Timeout | undefined;
+  const track = (message: BusMessage) => {
+    inProgress.add(message);
+    heartbeat ??= setInterval(() => {
+      for (const m of inProgress) m.inProgress();
+    }, heartbeatMs);
+  };
+  const untrack = (message: BusMessage) => {
+    inProgress.delete(message);
+    if (inProgress.size === 0) {
+      clearInterval(heartbeat);
+      heartbeat = undefined;
+    }
+  };
 
   return async (message) => {
     const done = metrics.startProcessing();
@@ -97,7 +113,7 @@ export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => P
     };
     let child: Logger | undefined;
     const log = () => (child ??= messageLogger(deps.logger, fields));
-    const heartbeat = setInterval(() => message.inProgress(), heartbeatMs);
+    track(message);
     let event: CanonicalEvent | undefined;
     try {
       try {
@@ -139,7 +155,7 @@ export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => P
       }
       return 'delivered';
     } finally {
-      clearInterval(heartbeat);
+      untrack(message);
       done();
     }
   };

@@ -1,5 +1,5 @@
 // W3C trace context (traceparent) carried from the webhook to every sink.
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { TRACEPARENT } from '../../api/envelope.ts';
 
 export interface TraceContext {
@@ -36,7 +36,7 @@ export function traceFromHeader(value: string | undefined): TraceContext {
  * span id and the envelope stays byte-identical.
  */
 export function childSpan(parent: TraceContext, seed: string): TraceContext {
-  const spanId = createHash('sha256').update(seed).digest('hex').slice(0, 16);
+  const spanId = hash('sha256', seed, 'hex').slice(0, 16);
   return {
     traceId: parent.traceId,
     spanId: /^0+$/.test(spanId) ? '0000000000000001' : spanId,
@@ -46,6 +46,6 @@ export function childSpan(parent: TraceContext, seed: string): TraceContext {
 
 /** A trace derived from a seed, for messages that arrived without one: redeliveries agree on it. */
 export function traceFromSeed(seed: string): TraceContext {
-  const h = createHash('sha256').update(`trace\n${seed}`).digest('hex');
+  const h = hash('sha256', `trace\n${seed}`, 'hex');
   return { traceId: h.slice(0, 32), spanId: h.slice(32, 48), flags: '01' };
 }

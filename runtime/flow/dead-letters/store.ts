@@ -11,7 +11,7 @@ import {
   type StreamInfo,
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
-import { toBusHeaders } from '../../bus/jetstream.ts';
+import { toBusHeaders } from '../../bus/jetstream-message.ts';
 import { type FlowRef, flowNames } from '../../nats/flow-resources.ts';
 import { DeadLetterError, DeadLetterErrorCode } from './errors.ts';
 import { type DeadLetterFilter, matchesFilter } from './filter.ts';
