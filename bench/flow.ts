@@ -40,8 +40,8 @@ import { freePort } from '../test/harness/ports.ts';
 import { repoPath } from '../test/harness/tools.ts';
 import { shopifyWorkerConfig } from '../test/integration/support/flow-worker.ts';
 
-/** Messages in flight on each side: the worker's default bound for a flow with only a NATS sink. */
-const IN_FLIGHT = 16;
+/** Messages in flight on each side: the worker's default bound for a flow with only NATS sinks. */
+const IN_FLIGHT = 64;
 const FLOW = { namespace: 'bench', name: 'shopify-orders' };
 
 export interface FlowBenchOptions {

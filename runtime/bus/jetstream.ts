@@ -6,6 +6,7 @@ import { connect, type MsgHdrs, type NatsConnection, headers as natsHeaders } fr
 import type { Logger } from 'pino';
 import { BusError, BusErrorCode } from './errors.ts';
 import { toBusHeaders, withTimeout } from './jetstream-message.ts';
+import { JetStreamPublisher } from './jetstream-publish.ts';
 import { type PullBus, PullConsumer } from './jetstream-pull.ts';
 import type {
   Bus,
@@ -64,6 +65,7 @@ export function toBusError(err: unknown, what: string): BusError {
 class JetStreamBus implements Bus {
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
+  readonly #publisher: JetStreamPublisher;
   readonly #log: Logger;
   readonly #timeoutMs: number;
   readonly #reconnectWaitMs: number;
@@ -73,6 +75,7 @@ class JetStreamBus implements Bus {
   constructor(nc: NatsConnection, log: Logger, timeoutMs: number, reconnectWaitMs: number) {
     this.#nc = nc;
     this.#js = jetstream(nc, { timeout: timeoutMs });
+    this.#publisher = new JetStreamPublisher(nc, timeoutMs);
     this.#log = log;
     this.#timeoutMs = timeoutMs;
     this.#reconnectWaitMs = reconnectWaitMs;
@@ -107,17 +110,8 @@ class JetStreamBus implements Bus {
     return this.#connected && !this.#nc.isClosed();
   }
 
-  async publish(subject: string, data: Uint8Array, options: PublishOptions = {}): Promise<PublishAck> {
-    try {
-      const ack = await this.#js.publish(subject, data, {
-        ...(options.msgId ? { msgID: options.msgId } : {}),
-        ...(options.headers ? { headers: toMsgHdrs(options.headers) } : {}),
-        timeout: options.timeoutMs ?? this.#timeoutMs,
-      });
-      return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
-    } catch (err) {
-      throw toBusError(err, `publish to ${subject}`);
-    }
+  publish(subject: string, data: Uint8Array, options: PublishOptions = {}): Promise<PublishAck> {
+    return this.#publisher.publish(subject, data, options);
   }
 
   #jsm: Promise<JetStreamManager> | undefined;
@@ -219,13 +213,17 @@ class JetStreamBus implements Bus {
 
   async close(): Promise<void> {
     await Promise.all([...this.#consumers].map((c) => c.stop(0)));
-    if (this.#nc.isClosed()) return;
+    if (this.#nc.isClosed()) {
+      this.#publisher.close();
+      return;
+    }
     try {
       await withTimeout(this.#nc.drain(), this.#timeoutMs, 'drain');
     } catch (err) {
       this.#log.warn({ err }, 'NATS drain did not finish; closing');
       await this.#nc.close().catch(() => {});
     }
+    this.#publisher.close();
   }
 }
 

@@ -92,6 +92,7 @@ describe('flow delivery', () => {
     // Through the NATS source (either replica takes each one); each version is stored before the
     // next is sent, so the versions of a key sit next to each other in the stream, where a worker
     // taking messages in parallel would have several of them in flight at once.
+    const started = performance.now();
     for (let n = 0; n < orders; n++) {
       for (let v = 1; v <= versions; v++) {
         const h = headers();
@@ -103,9 +104,21 @@ describe('flow delivery', () => {
         expect(reply.json()).toMatchObject({ duplicate: false });
       }
     }
+    const sent = performance.now();
+    // Within the test's own timeout, so a stall reports where the messages are.
     await waitFor('every version applied', allApplied(orders * versions), {
-      timeoutMs: 90_000,
+      timeoutMs: 40_000,
       intervalMs: 100,
+    }).catch(async (err: Error) => {
+      const consumers = await Promise.all(
+        (await jsm.consumers.list(config.nats.stream).next()).map(
+          (c) =>
+            `${c.name}: pending ${c.num_pending}, ack pending ${c.num_ack_pending}, redelivered ${c.num_redelivered}, waiting ${c.num_waiting}`,
+        ),
+      );
+      throw new Error(
+        `${err.message}; applied ${sink.applied.size} of ${orders * versions} ${Math.round((performance.now() - sent) / 1000)} s after sending (which took ${Math.round((sent - started) / 1000)} s); ${consumers.join('; ')}`,
+      );
     });
 
     for (let n = 0; n < orders; n++) {
