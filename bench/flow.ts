@@ -1,15 +1,16 @@
 // Flow throughput and latency: a 2 KB Shopify order going flow stream -> `tally runtime` (mapping,
 // canonical validation, envelope, Nats-Msg-Id dedupe, metrics, acks) -> a JetStream sink stream,
 // next to a null relay written directly on the NATS client (consume -> publish -> ack, no mapping)
-// against the same nats-server in the same run. Both run as processes of their own with the same
-// bound on messages in flight; all times are JetStream's own (stored-at timestamps), so the driver
-// measures nothing itself and can sit idle.
+// and a mapping relay (the same loop plus only the per-event mapping work), against the same
+// nats-server in the same run. Each runs as a process of its own with the same bound on messages
+// in flight; all times are JetStream's own (stored-at timestamps), so the driver measures nothing
+// itself and can sit idle.
 //
 //   node bench/flow.ts [--messages 20000] [--rounds 4] [--latency-messages 3000] [--rate N]
 //                      [--log-level info] [--json]
 //   node bench/run.ts flow
 //
-// Throughput, in rounds that alternate the two sides (so load from other processes hits both alike):
+// Throughput, in rounds that rotate the sides (so load from other processes hits all alike):
 // messages/rounds orders waiting in the source stream, relay started; rate = (n-1) / (time between
 // the first and the last store on the sink stream). Latency: after a warm-up message, orders
 // published at a steady rate below both sides' capacity; latency = sink stored-at - source stored-at.
@@ -77,12 +78,27 @@ export interface FlowBenchResult {
   rate: number;
   tally: SideResult;
   nullRelay: SideResult;
+  /** The null relay plus only the per-event work of a mapping (no metrics, logs, retries). */
+  mappingRelay: SideResult;
   /** tally / null relay throughput (all rounds); the goal is 0.8 or more. */
   ratio: number;
+  /** mapping relay / null relay. */
+  mappingRelayRatio: number;
+  /**
+   * Where a worker doing its work on one thread, with messaging as cheap as the null relay's, would
+   * stop when both sides are bound by CPU: the null relay's CPU per event over that plus Tally's
+   * own work per event.
+   */
+  singleThreadBound: number | undefined;
   /** The ratio of each round. */
   roundRatios: number[];
   /** Tally's own work per event, measured in this process (µs): what the null relay does not do. */
   work: { parseUs: number; mapUs: number; envelopeUs: number; serializeUs: number };
+}
+
+function singleThreadBound(relayUs: number | undefined, work: FlowBenchResult['work']): number | undefined {
+  if (relayUs === undefined) return undefined;
+  return relayUs / (relayUs + work.parseUs + work.mapUs + work.envelopeUs + work.serializeUs);
 }
 
 /** Time per call of the steps the worker adds to a relay, on the bench order, µs. */
@@ -196,12 +212,15 @@ async function readStream(
   return out;
 }
 
+type SideName = 'tally' | 'nullRelay' | 'mappingRelay';
+
 interface Side {
-  name: 'tally' | 'nullRelay';
+  name: SideName;
   /** The subject source messages are published to, and the streams at both ends. */
   sourceSubject: string;
   sourceStream: string;
   sinkStream: string;
+  sinkSubject: string;
   /** The source message id a sink message came from. */
   sourceIdOf: (data: Uint8Array, headers: Record<string, string>) => string;
   /** Starts the relay process. */
@@ -209,7 +228,7 @@ interface Side {
 }
 
 /** Next order number per side, so every message id is new (dedupe stays on). */
-const next = { tally: 0, nullRelay: 0 };
+const next: Record<SideName, number> = { tally: 0, nullRelay: 0, mappingRelay: 0 };
 
 async function publishOrders(js: JetStreamClient, side: Side, count: number, perSecond?: number) {
   const started = performance.now();
@@ -329,14 +348,38 @@ async function latencyRound(side: Side, nc: NatsConnection, count: number, rate:
   }
 }
 
-/** The null relay: the least a relay on the NATS client can do, with the same bound in flight. */
-async function nullRelay(
+/**
+ * The null relay: the least a relay on the NATS client can do, with the same bound in flight. With
+ * a worker config it is the mapping relay: the same loop plus only the work every event needs
+ * (parse, compiled mapping with canonical validation, envelope, serialize) and nothing else a
+ * production worker does (no metrics, logs, retries, dead letters, heartbeats): what the same work
+ * written plainly on the client reaches, next to Tally's worker.
+ */
+async function relay(
   servers: string,
   stream: string,
   consumer: string,
   sinkSubject: string,
+  configFile: string | undefined,
 ): Promise<void> {
-  const nc = await connect({ servers, name: 'bench null relay' });
+  const config = configFile ? parseWorkerConfig(JSON.parse(readFileSync(configFile, 'utf8'))) : undefined;
+  const mapping = config ? compileMapping(config.mapping) : undefined;
+  const toEvent = async (data: Uint8Array, sourceMsgId: string) => {
+    const mapped = await mapping!.map(JSON.parse(Buffer.from(data).toString('utf8')));
+    const event = buildEnvelope({
+      flow: config!.flow,
+      mapping: config!.mapping,
+      output: mapped.output,
+      key: mapped.key,
+      sourceMsgId,
+      trace: traceFromSeed(sourceMsgId),
+      time: new Date(),
+    });
+    return { data: Buffer.from(JSON.stringify(event)), msgID: event.id };
+  };
+  // The client option Tally's worker uses too (no stack-capturing error object per request): the
+  // relay should be the best that plain client code does, not a handicapped baseline.
+  const nc = await connect({ servers, name: 'bench relay', noAsyncTraces: true });
   const js = jetstream(nc);
   const c = await js.consumers.get(stream, consumer);
   const messages = await c.consume({ max_messages: IN_FLIGHT });
@@ -349,7 +392,9 @@ async function nullRelay(
     inFlight++;
     const h = natsHeaders();
     for (const k of m.headers?.keys() ?? []) if (!k.startsWith('Nats-')) h.set(k, m.headers!.get(k));
-    js.publish(sinkSubject, m.data, { msgID: m.headers?.get('Nats-Msg-Id') ?? String(m.seq), headers: h })
+    const id = m.headers?.get('Nats-Msg-Id') || String(m.seq);
+    (mapping ? toEvent(m.data, id) : Promise.resolve({ data: m.data, msgID: id }))
+      .then(({ data, msgID }) => js.publish(sinkSubject, data, { msgID, headers: h }))
       .then(
         () => m.ack(),
         () => m.nak(),
@@ -429,6 +474,7 @@ export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult
       sourceSubject: config.nats.ingestSubject,
       sourceStream: names.stream,
       sinkStream: 'BENCH_SINK_TALLY',
+      sinkSubject: 'bench.sink.tally',
       sourceIdOf: (data) =>
         (JSON.parse(Buffer.from(data).toString('utf8')) as { tallysourceid: string }).tallysourceid,
       start: async () =>
@@ -440,52 +486,71 @@ export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult
         }),
     };
 
-    // The null relay: the same kind of streams and consumer (explicit acks, 1000 pending, dedupe).
-    await jsm.streams.add({ name: 'BENCH_SRC_NULL', subjects: ['bench.src.null'], duplicate_window: 120e9 });
-    await jsm.streams.add({
-      name: 'BENCH_SINK_NULL',
-      subjects: ['bench.sink.null'],
-      duplicate_window: 120e9,
-    });
-    await jsm.consumers.add('BENCH_SRC_NULL', {
-      durable_name: 'relay',
-      ack_policy: AckPolicy.Explicit,
-      max_ack_pending: 1000,
-      ack_wait: 30e9,
-    });
-    const nullSide: Side = {
-      name: 'nullRelay',
-      sourceSubject: 'bench.src.null',
-      sourceStream: 'BENCH_SRC_NULL',
-      sinkStream: 'BENCH_SINK_NULL',
-      sourceIdOf: (_d, h) => h['Nats-Msg-Id']!,
+    // The relays: the same kind of streams and consumer (explicit acks, 1000 pending, dedupe).
+    const relaySide = (name: 'nullRelay' | 'mappingRelay', token: string, mapped: boolean): Side => ({
+      name,
+      sourceSubject: `bench.src.${token}`,
+      sourceStream: `BENCH_SRC_${token.toUpperCase()}`,
+      sinkStream: `BENCH_SINK_${token.toUpperCase()}`,
+      sinkSubject: `bench.sink.${token}`,
+      sourceIdOf: mapped
+        ? (data) =>
+            (JSON.parse(Buffer.from(data).toString('utf8')) as { tallysourceid: string }).tallysourceid
+        : (_d, h) => h['Nats-Msg-Id']!,
       start: async () =>
         child(
           [
             ...nodeArgs,
             repoPath('bench/flow.ts'),
-            '--null-relay',
+            '--relay',
             nats.url,
-            'BENCH_SRC_NULL',
+            `BENCH_SRC_${token.toUpperCase()}`,
             'relay',
-            'bench.sink.null',
+            `bench.sink.${token}`,
+            ...(mapped ? [file] : []),
           ],
           process.env,
         ),
-    };
+    });
+    const nullSide = relaySide('nullRelay', 'null', false);
+    const mappingSide = relaySide('mappingRelay', 'map', true);
+    for (const side of [nullSide, mappingSide]) {
+      await jsm.streams.add({
+        name: side.sourceStream,
+        subjects: [side.sourceSubject],
+        duplicate_window: 120e9,
+      });
+      await jsm.streams.add({
+        name: side.sinkStream,
+        subjects: [side.sinkSubject],
+        duplicate_window: 120e9,
+      });
+      await jsm.consumers.add(side.sourceStream, {
+        durable_name: 'relay',
+        ack_policy: AckPolicy.Explicit,
+        max_ack_pending: 1000,
+        ack_wait: 30e9,
+      });
+    }
+    const sides = [nullSide, tally, mappingSide];
 
     const payloadBytes = benchOrder(0).length;
     const perRound = Math.max(2, Math.floor(o.messages / o.rounds));
     log(
       `flow: ${payloadBytes}-byte orders; throughput ${o.rounds} rounds x ${perRound} per side, ${IN_FLIGHT} in flight each side; worker log level ${o.logLevel}`,
     );
-    const totals = { tally: { messages: 0, seconds: 0 }, nullRelay: { messages: 0, seconds: 0 } };
-    const cpu = { tally: [] as number[], nullRelay: [] as number[] };
-    const serverCpu = { tally: [] as number[], nullRelay: [] as number[] };
+    const perSide = <T>(make: () => T): Record<SideName, T> => ({
+      tally: make(),
+      nullRelay: make(),
+      mappingRelay: make(),
+    });
+    const totals = perSide(() => ({ messages: 0, seconds: 0 }));
+    const cpu = perSide(() => [] as number[]);
+    const serverCpu = perSide(() => [] as number[]);
     const roundRatios: number[] = [];
     for (let r = 0; r < o.rounds; r++) {
-      // Alternate which side goes first.
-      const order = r % 2 === 0 ? [nullSide, tally] : [tally, nullSide];
+      // Rotate which side goes first.
+      const order = [...sides.slice(r % sides.length), ...sides.slice(0, r % sides.length)];
       const rates: Record<string, number> = {};
       for (const side of order) {
         const round = await throughputRound(side, nc, o, perRound, nats.pid);
@@ -498,19 +563,19 @@ export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult
       }
       roundRatios.push(rates.tally! / rates.nullRelay!);
       log(
-        `  round ${r + 1}: null relay ${rates.nullRelay!.toFixed(0)}/s, tally ${rates.tally!.toFixed(0)}/s, ratio ${roundRatios.at(-1)!.toFixed(2)}`,
+        `  round ${r + 1}: null relay ${rates.nullRelay!.toFixed(0)}/s, tally ${rates.tally!.toFixed(0)}/s, mapping relay ${rates.mappingRelay!.toFixed(0)}/s, ratio ${roundRatios.at(-1)!.toFixed(2)}`,
       );
     }
     const throughput = (s: { messages: number; seconds: number }) => s.messages / s.seconds;
-    const slower = Math.min(throughput(totals.tally), throughput(totals.nullRelay));
+    const slower = Math.min(...sides.map((side) => throughput(totals[side.name])));
     const rate = o.rate ?? Math.max(50, Math.min(500, Math.floor(slower / 4)));
-    const latencies = { tally: [] as number[], nullRelay: [] as number[] };
+    const latencies = perSide(() => [] as number[]);
     for (let r = 0; r < 2; r++) {
-      for (const side of r === 0 ? [nullSide, tally] : [tally, nullSide]) {
+      for (const side of r === 0 ? sides : [...sides].reverse()) {
         latencies[side.name].push(...(await latencyRound(side, nc, Math.ceil(o.latencyMessages / 2), rate)));
       }
     }
-    const summary = (name: 'tally' | 'nullRelay'): SideResult => {
+    const summary = (name: SideName): SideResult => {
       const ms = latencies[name].sort((a, b) => a - b);
       return {
         throughput: throughput(totals[name]),
@@ -530,7 +595,10 @@ export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult
       rate,
       tally: summary('tally'),
       nullRelay: summary('nullRelay'),
+      mappingRelay: summary('mappingRelay'),
       ratio: throughput(totals.tally) / throughput(totals.nullRelay),
+      mappingRelayRatio: throughput(totals.mappingRelay) / throughput(totals.nullRelay),
+      singleThreadBound: singleThreadBound(summary('nullRelay').cpuUsPerEvent, work),
       roundRatios,
     };
     if (o.print) {
@@ -539,12 +607,21 @@ export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult
       console.log(`flow results (source stream -> sink stream; latency at ${rate}/s):`);
       console.log(row('null relay', result.nullRelay));
       console.log(row('tally', result.tally));
+      console.log(row('map relay', result.mappingRelay));
       console.log(
         `  tally's own work per event (in-process): parse ${work.parseUs.toFixed(0)} µs, map + validate ${work.mapUs.toFixed(0)} µs, envelope ${work.envelopeUs.toFixed(0)} µs, serialize ${work.serializeUs.toFixed(0)} µs`,
       );
       console.log(
         `  ratio tally / null relay: ${result.ratio.toFixed(2)} (goal >= 0.80${result.ratio >= 0.8 ? ', met' : ', NOT met'}); per round ${roundRatios.map((x) => x.toFixed(2)).join(' ')}`,
       );
+      console.log(
+        `  mapping relay (the same per-event work written plainly on the client) / null relay: ${result.mappingRelayRatio.toFixed(2)}; tally / mapping relay: ${(result.ratio / result.mappingRelayRatio).toFixed(2)}`,
+      );
+      if (result.singleThreadBound !== undefined) {
+        console.log(
+          `  single-thread bound: null relay CPU / (null relay CPU + tally's own work) = ${result.singleThreadBound.toFixed(2)} (where a one-thread worker whose messaging costs what the null relay's does would stop)`,
+        );
+      }
     }
     return result;
   } finally {
@@ -572,14 +649,15 @@ export async function runFlowBenchCase(options: { filters: string[]; print: bool
 }
 
 if (import.meta.filename === process.argv[1]) {
-  if (process.argv[2] === '--null-relay') {
-    const [servers, stream, consumer, sinkSubject] = process.argv.slice(3) as [
+  if (process.argv[2] === '--relay') {
+    const [servers, stream, consumer, sinkSubject, configFile] = process.argv.slice(3) as [
       string,
       string,
       string,
       string,
+      string | undefined,
     ];
-    await nullRelay(servers, stream, consumer, sinkSubject);
+    await relay(servers, stream, consumer, sinkSubject, configFile);
   } else {
     const { values } = parseArgs({
       options: {
