@@ -133,6 +133,8 @@ export interface ReplayRow {
   reason: string;
   result: 'would replay' | 'replayed' | 'gone' | 'failed' | 'not attempted';
   replaySeq?: number;
+  /** The ingest subject (partition) the replay went to. */
+  subject?: string;
   msgId?: string;
   purged?: boolean;
   error?: string;

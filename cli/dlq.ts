@@ -103,7 +103,8 @@ async function show(store: DeadLetterStore, plan: Extract<DlqPlan, { command: 's
 }
 
 async function replay(store: DeadLetterStore, plan: Extract<DlqPlan, { command: 'replay' }>, io: DlqIo) {
-  const subject = await store.replaySubject();
+  const target = await store.replayTarget();
+  const subject = target.description;
   const { items, matched, missing } = await collect(store, plan);
   const stream = store.names.deadLetterStream;
   for (const seq of missing)
@@ -154,8 +155,9 @@ async function replay(store: DeadLetterStore, plan: Extract<DlqPlan, { command: 
         if (!d) {
           row.result = 'gone';
         } else {
-          const r = await store.replay(d, subject, runId);
+          const r = await store.replay(d, await target.subjectOf(d.data), runId);
           row.result = 'replayed';
+          row.subject = r.subject;
           row.replaySeq = r.seq;
           row.msgId = r.msgId;
           // Only once the flow stream has the replay: the dead letter is never the only copy lost.

@@ -68,7 +68,9 @@ async function ensureStream(jsm: JetStreamManager, cfg: StreamCfg): Promise<void
         `stream ${cfg.name} uses ${info.config.storage} storage and JetStream cannot change it to ${cfg.storage}: set spec.stream.storage back, or delete and recreate the flow`,
       );
     }
+    const metadata: Record<string, string> = 'metadata' in cfg ? cfg.metadata : {};
     const drift =
+      Object.entries(metadata).some(([k, v]) => info.config.metadata?.[k] !== v) ||
       info.config.max_age !== cfg.max_age ||
       info.config.duplicate_window !== cfg.duplicate_window ||
       info.config.num_replicas !== cfg.num_replicas ||

@@ -29,10 +29,40 @@ export function flowNames(flow: FlowRef) {
 
 const NS_PER_MS = 1_000_000;
 
+/**
+ * The flow's partition layout, kept in the ingest stream's metadata so tools that publish into the
+ * stream without the flow's spec (`tally dlq replay`) route each payload as the sources do.
+ */
+export const LAYOUT_METADATA = {
+  partitions: 'tally.dev/partitions',
+  partitionKey: 'tally.dev/partition-key',
+} as const;
+
+export interface FlowLayout {
+  partitionKey: string | undefined;
+  partitions: number;
+}
+
+export function layoutMetadata(delivery: Pick<DeliverySettings, 'partitions' | 'partitionKey'>) {
+  return {
+    [LAYOUT_METADATA.partitions]: String(partitionCount(delivery)),
+    [LAYOUT_METADATA.partitionKey]: delivery.partitionKey ?? '',
+  };
+}
+
+/** The layout in a flow stream's metadata; undefined when the stream predates it. */
+export function layoutFromMetadata(metadata: Record<string, string> | undefined): FlowLayout | undefined {
+  const partitions = Number(metadata?.[LAYOUT_METADATA.partitions]);
+  if (!Number.isSafeInteger(partitions) || partitions < 1) return undefined;
+  const key = metadata?.[LAYOUT_METADATA.partitionKey];
+  return { partitionKey: key ? key : undefined, partitions };
+}
+
 /** JetStream stream config of the flow's ingest stream (field names as in the NATS API). */
-export function flowStreamConfig(flow: FlowRef, spec: Pick<IntegrationFlowSpec, 'stream'>) {
+export function flowStreamConfig(flow: FlowRef, spec: Pick<IntegrationFlowSpec, 'stream' | 'delivery'>) {
   const n = flowNames(flow);
   return {
+    metadata: layoutMetadata(spec.delivery),
     name: n.stream,
     subjects: [n.ingestSubjects],
     retention: 'limits' as const,

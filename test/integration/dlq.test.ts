@@ -12,11 +12,15 @@ import { type CanonicalEvent, idempotencyKey } from '../../api/envelope.ts';
 import type { WorkerConfig } from '../../api/worker-config.ts';
 import { type ErpPeer, startErpPeer } from '../../cli/demo/erp-simulator.ts';
 import { type DlqIo, dlqCommand } from '../../cli/dlq.ts';
+import { ensureFlowNats } from '../../operator/nats/provisioner.ts';
+import { DeadLetterStore } from '../../runtime/flow/dead-letters/store.ts';
 import { eventId } from '../../runtime/flow/envelope.ts';
+import { partitionOf } from '../../runtime/flow/partition.ts';
 import { type FlowWorkerHandle, runFlowWorker } from '../../runtime/flow/worker.ts';
 import {
   deadLetterStreamConfig,
   flowConsumerConfig,
+  flowNames,
   flowStreamConfig,
 } from '../../runtime/nats/flow-resources.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
@@ -403,5 +407,38 @@ describe('tally dlq', () => {
     const usage = await tallyBin('dlq', 'list', '--nats-url', nats.url);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('--flow [NAMESPACE/]NAME is required');
+  });
+});
+
+describe('dlq replay routing', () => {
+  it('sends each replay to the partition of its key, from the layout the flow stream records', async () => {
+    const ordered = { namespace: NAMESPACE, name: 'ordered-orders' };
+    const delivery = { ...config.delivery, partitionKey: '$string(id)', partitions: 4 };
+    await ensureFlowNats(jsm, ordered, { stream: config.stream, delivery });
+    const store = await DeadLetterStore.open({ servers: [nats.url], flow: ordered });
+    try {
+      const target = await store.replayTarget();
+      expect(target.description).toContain('4 partitions by $string(id)');
+      const names = flowNames(ordered);
+      for (const n of [1, 2, 3, 4, 5, 6]) {
+        const order = shopifyOrder(n) as { id: number };
+        expect(await target.subjectOf(Buffer.from(JSON.stringify(order)))).toBe(
+          names.ingestSubject(partitionOf(String(order.id), 4)),
+        );
+      }
+      // No key (not JSON): partition 0, as at ingest, where the mapping dead-letters it again.
+      expect(await target.subjectOf(Buffer.from('not json'))).toBe(names.ingestSubject(0));
+
+      // Going back to unordered rewrites the layout: everything on the one partition.
+      await ensureFlowNats(jsm, ordered, { stream: config.stream, delivery: config.delivery });
+      const unordered = await store.replayTarget();
+      expect(await unordered.subjectOf(Buffer.from(JSON.stringify(shopifyOrder(3))))).toBe(
+        names.ingestSubject(0),
+      );
+    } finally {
+      await store.close();
+      await jsm.streams.delete(flowNames(ordered).stream);
+      await jsm.streams.delete(flowNames(ordered).deadLetterStream);
+    }
   });
 });

@@ -11,8 +11,10 @@ import {
   type StreamInfo,
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
+import { pino } from 'pino';
 import { toBusHeaders } from '../../bus/jetstream-message.ts';
-import { type FlowRef, flowNames } from '../../nats/flow-resources.ts';
+import { type FlowRef, flowNames, layoutFromMetadata } from '../../nats/flow-resources.ts';
+import { createIngestRouter } from '../partition.ts';
 import { DeadLetterError, DeadLetterErrorCode } from './errors.ts';
 import { type DeadLetterFilter, matchesFilter } from './filter.ts';
 import { type DeadLetter, type DeadLetterSummary, summarize } from './record.ts';
@@ -35,6 +37,14 @@ export interface ReplayResult {
   seq: number;
   /** The flow stream already had this id (a retried publish of this run). */
   duplicate: boolean;
+}
+
+/** Where `tally dlq replay` publishes. */
+export interface ReplayTarget {
+  /** The subject, or the subjects and how payloads are spread over them, for messages. */
+  description: string;
+  /** The ingest subject of one payload. */
+  subjectOf(data: Uint8Array): Promise<string>;
 }
 
 const DEFAULT_TIMEOUT_MS = 5_000;
@@ -135,8 +145,13 @@ export class DeadLetterStore {
    * replays are then delivered one at a time on that partition; a replay is out of order with the
    * later events of its key in any case (those went on while it sat in the dead-letter stream).
    */
-  async replaySubject(): Promise<string> {
-    await this.#streamInfo(this.names.stream, 'flow ingest');
+  /**
+   * Where replays go: each payload to the partition the flow's sources would route it to now (the
+   * layout the operator keeps in the flow stream's metadata), so a replayed event queues behind the
+   * other events of its key. A stream from before that metadata gets everything on partition 0.
+   */
+  async replayTarget(): Promise<ReplayTarget> {
+    const info = await this.#streamInfo(this.names.stream, 'flow ingest');
     const subject = this.names.ingestSubject();
     let owner: string | undefined;
     try {
@@ -151,7 +166,19 @@ export class DeadLetterStore {
           'the flow streams are misconfigured: re-apply the IntegrationFlow so the operator recreates them.',
       );
     }
-    return subject;
+    const layout = layoutFromMetadata(info.config.metadata) ?? { partitionKey: undefined, partitions: 1 };
+    const route = createIngestRouter({
+      ...layout,
+      subject: (p) => this.names.ingestSubject(p),
+      // A payload without a key goes to partition 0, as at ingest; the replay row shows the subject.
+      logger: pino({ level: 'silent' }),
+    });
+    return {
+      description: layout.partitionKey
+        ? `${this.names.ingestSubjects} (${layout.partitions} partitions by ${layout.partitionKey})`
+        : subject,
+      subjectOf: async (data) => (await route(data)).subject,
+    };
   }
 
   /**
