@@ -1,11 +1,15 @@
 // A durable pull consumer with a bound on messages in flight. It asks the server for exactly as
 // many messages as it has free slots (its own, or slots shared with the worker's other consumers):
 // while every slot is taken it does not ask at all, so slow sinks hold messages back in the
-// stream, not in memory. Pull requests go over one inbox subscription kept for the consumer's
-// life (the JetStream pull protocol: a request to CONSUMER.MSG.NEXT, messages and status replies
-// on the inbox) instead of a subscription per fetch: a fetch cost a SUB, an UNSUB and their
-// server-side bookkeeping for every few messages. Restarts itself if the consumer goes away or
-// the connection drops.
+// stream, not in memory. Pull requests go over one wildcard inbox subscription kept for the
+// consumer's life (the JetStream pull protocol: a request to CONSUMER.MSG.NEXT; its messages and
+// its status replies come to its reply subject) instead of a subscription per fetch: a fetch cost a
+// SUB, an UNSUB and their server-side bookkeeping for every few messages. One request is open at a
+// time: the server spreads messages over a client's open requests round-robin and a delivered
+// message carries its stream subject, not the request's, so with several open the client could not
+// tell which one a message filled. Each request's reply subject ends in a token of its own, which
+// status replies (timeouts) do carry, so a late timeout of an abandoned request is recognised.
+// Restarts itself if the consumer goes away or the connection drops.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { createInbox, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
@@ -36,8 +40,9 @@ export const PULL_EXPIRES_MS = 1_000;
 const LOST_AFTER_MS = 2_000;
 const NS_PER_MS = 1_000_000;
 
-/** A pull request still open: messages it may yet bring, and when it is taken as lost. */
+/** The pull request still open: messages it may yet bring, and when it is taken as lost. */
 interface OpenRequest {
+  token: string;
   remaining: number;
   lostAt: number;
 }
@@ -73,14 +78,13 @@ export class PullConsumer implements ConsumerHandle {
   readonly #name: string;
   readonly #handler: MessageHandler;
   readonly #max: number;
-  /** Smallest request worth making while another one is still open. */
+  /** Smallest request worth making while messages are still in flight. */
   readonly #minBatch: number;
   readonly #slots: Slots;
   readonly #inFlight = new Set<Promise<void>>();
-  /** Open requests, oldest first: the server fills them in that order. */
-  #requests: OpenRequest[] = [];
-  /** Slots held by open requests for messages not yet received. */
-  #reserved = 0;
+  /** The open request; its remaining messages hold slots. */
+  #open: OpenRequest | undefined;
+  #nextToken = 0;
   #failure: unknown;
   #stopping = false;
   #running = false;
@@ -114,9 +118,9 @@ export class PullConsumer implements ConsumerHandle {
     this.#loop = this.#run();
   }
 
-  /** The connection came back: requests sent before it dropped died with it. */
+  /** The connection came back: a request sent before it dropped died with it. */
   reconnected(): void {
-    this.#dropRequests();
+    this.#release();
     this.#wake();
   }
 
@@ -134,7 +138,7 @@ export class PullConsumer implements ConsumerHandle {
     this.#inFlight.add(task);
   }
 
-  /** Everything that arrives on the inbox: messages for the open requests and status replies. */
+  /** Everything that arrives on the inbox: messages for the open request and status replies. */
   #onInbox(msg: Msg): void {
     const info = msg.reply ? parseAckSubject(msg.reply) : undefined;
     if (!info) {
@@ -142,8 +146,11 @@ export class PullConsumer implements ConsumerHandle {
       if (!h || h.code === 0) return; // not ours (cannot happen on a private inbox)
       const status = pullStatus(h.code, h.description, h.get('Nats-Pending-Messages') || undefined);
       if (status.kind === 'heartbeat') return;
+      // A status reply comes to the request's own reply subject.
+      const current = this.#open?.token === msg.subject.slice(this.#inbox.length + 1);
       if (status.kind === 'ended') {
-        this.#endRequest(status.unused);
+        // What the request still had room for will not come: its slots go back.
+        if (current) this.#release();
         if (status.note && !this.#warnedNote) {
           this.#warnedNote = true;
           this.#bus.log.warn({ consumer: this.#name, status: status.note }, 'pull request ended early');
@@ -153,17 +160,19 @@ export class PullConsumer implements ConsumerHandle {
           BusErrorCode.NotFound,
           `consumer ${this.#stream}/${this.#name}: ${status.message}`,
         );
-        this.#dropRequests();
+        this.#release();
       }
       this.#wake();
       return;
     }
     const message = new JetStreamMessage(msg, info, this.#bus.nc, this.#bus.timeoutMs);
-    const request = this.#requests[0];
+    const request = this.#open;
     if (request) {
       request.remaining--;
-      this.#reserved--;
-      if (request.remaining === 0) this.#requests.shift();
+      if (request.remaining === 0) {
+        this.#open = undefined;
+        this.#wake();
+      }
     }
     if (!request || this.#stopping) {
       // Pulled while stopping, or not asked for (a request already taken as lost): hand it back
@@ -177,45 +186,26 @@ export class PullConsumer implements ConsumerHandle {
     this.#dispatch(message);
   }
 
-  /** The server ended a request; `unused` of its messages will not come (its slots go back). */
-  #endRequest(unused: number | undefined): void {
-    if (this.#requests.length === 0) return;
-    // Requests expire in the order they were made; a count that matches a later one means the
-    // older ones were filled already.
-    let i = unused === undefined ? 0 : this.#requests.findIndex((r) => r.remaining === unused);
-    if (i < 0) i = 0;
-    const [request] = this.#requests.splice(i, 1);
-    this.#release(request!);
-  }
-
-  #release(request: OpenRequest): void {
-    this.#reserved -= request.remaining;
-    this.#slots.give(request.remaining);
-  }
-
-  #dropRequests(): void {
-    for (const r of this.#requests) this.#release(r);
-    this.#requests = [];
-  }
-
-  /** Requests the server never ended (lost with a connection) give their slots back. */
-  #dropLost(now: number): void {
-    while (this.#requests.length > 0 && this.#requests[0]!.lostAt <= now) {
-      this.#release(this.#requests.shift()!);
-    }
+  /** The open request is over: the slots of the messages it did not bring go back. */
+  #release(): void {
+    const request = this.#open;
+    this.#open = undefined;
+    if (request) this.#slots.give(request.remaining);
   }
 
   #request(batch: number): void {
     const { nc } = this.#bus;
-    this.#requests.push({ remaining: batch, lostAt: Date.now() + PULL_EXPIRES_MS + LOST_AFTER_MS });
-    this.#reserved += batch;
+    const token = (this.#nextToken++).toString(36);
+    this.#open = { token, remaining: batch, lostAt: Date.now() + PULL_EXPIRES_MS + LOST_AFTER_MS };
     const body = JSON.stringify({ batch, expires: PULL_EXPIRES_MS * NS_PER_MS });
-    nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${this.#stream}.${this.#name}`, body, { reply: this.#inbox });
+    nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${this.#stream}.${this.#name}`, body, {
+      reply: `${this.#inbox}.${token}`,
+    });
   }
 
   /** Wakes when a message is settled, a request ends, stop() is called or an open request is due. */
   #changed(): Promise<void> {
-    const next = this.#requests[0]?.lostAt;
+    const next = this.#open?.lostAt;
     return new Promise<void>((resolve) => {
       const timer = next === undefined ? undefined : setTimeout(resolve, Math.max(1, next - Date.now()));
       this.#notify = () => {
@@ -238,17 +228,18 @@ export class PullConsumer implements ConsumerHandle {
       try {
         // Names the consumer in the error when it does not exist.
         await js.consumers.get(this.#stream, this.#name);
-        this.#sub ??= nc.subscribe(this.#inbox, { callback: (_err, msg) => this.#onInbox(msg) });
+        this.#sub ??= nc.subscribe(`${this.#inbox}.*`, { callback: (_err, msg) => this.#onInbox(msg) });
         if (failures > 0) log.info({ stream: this.#stream, consumer: this.#name }, 'consuming again');
         failures = 0;
         this.#failure = undefined;
         this.#running = true;
         while (!this.#stopping && !nc.isClosed()) {
           if (this.#failure !== undefined) throw this.#failure;
-          this.#dropLost(Date.now());
-          // Room: this consumer's bound less the messages it holds and those its requests may bring.
-          const room = this.#max - this.#inFlight.size - this.#reserved;
-          if (room <= 0 || (room < this.#minBatch && this.#requests.length > 0)) {
+          // A request the server never ended (lost with a connection) gives its slots back.
+          if (this.#open && this.#open.lostAt <= Date.now()) this.#release();
+          // Room: this consumer's bound less the messages it holds; a small request only when idle.
+          const room = this.#max - this.#inFlight.size;
+          if (this.#open || room <= 0 || (room < this.#minBatch && this.#inFlight.size > 0)) {
             await this.#changed();
             continue;
           }
@@ -263,7 +254,7 @@ export class PullConsumer implements ConsumerHandle {
         }
       } catch (err) {
         this.#running = false;
-        this.#dropRequests();
+        this.#release();
         if (this.#stopping || nc.isClosed()) break;
         failures++;
         const e = this.#bus.toBusError(err, `consumer ${this.#stream}/${this.#name}`);
@@ -277,12 +268,12 @@ export class PullConsumer implements ConsumerHandle {
         }
       }
     }
-    // Open requests end within PULL_EXPIRES_MS; what they still bring is handed back (nak).
-    while (this.#requests.length > 0 && !nc.isClosed()) {
-      this.#dropLost(Date.now());
-      if (this.#requests.length > 0) await this.#changed();
+    // The open request ends within PULL_EXPIRES_MS; what it still brings is handed back (nak).
+    while (this.#open && !nc.isClosed()) {
+      if (this.#open.lostAt <= Date.now()) this.#release();
+      else await this.#changed();
     }
-    this.#dropRequests();
+    this.#release();
     if (this.#sub && !this.#sub.isClosed()) this.#sub.unsubscribe();
     this.#running = false;
   }

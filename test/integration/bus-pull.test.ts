@@ -103,6 +103,34 @@ describe('JetStream pull consumer', () => {
     expect(info.num_redelivered).toBe(0);
   });
 
+  it('gets each message once when messages trickle in while its requests wait, partly filled', async () => {
+    // Requests end half-filled (timeouts) and new ones of other sizes follow: if the consumer ever
+    // counted a message against the wrong request, slots would go wrong and messages would be
+    // handed back (redelivered) for nothing.
+    const counts = new Map<string, number>();
+    const attempts: number[] = [];
+    consumer = await bus.consume(
+      STREAM,
+      CONSUMER,
+      async (m) => {
+        counts.set(text(m), (counts.get(text(m)) ?? 0) + 1);
+        attempts.push(m.deliveryCount);
+        await sleep(m.streamSeq % 3 === 0 ? 15 : 0);
+        await m.ack();
+      },
+      { maxInFlight: 8 },
+    );
+    for (let i = 0; i < 40; i++) {
+      await publish(i * 3, 3);
+      await sleep(20);
+    }
+    await waitFor('120 messages', () => counts.size === 120, { timeoutMs: 15_000 });
+    await waitFor('no acks pending', async () => (await ackPending()) === 0);
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    expect(attempts.every((a) => a === 1)).toBe(true);
+    expect((await jsm.consumers.info(STREAM, CONSUMER)).num_redelivered).toBe(0);
+  });
+
   it('keeps consuming after its consumer is deleted and created again', async () => {
     const seen = new Set<string>();
     consumer = await collect(seen, 4);
