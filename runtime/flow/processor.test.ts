@@ -44,7 +44,7 @@ const config = {
 
 type Script = (attempt: number) => Error | undefined;
 
-/** A sink that records what it got and fails as scripted. */
+/** A sink that records the events it got (the bytes it would send) and fails as scripted. */
 function fakeSink(name: string, script: Script = () => undefined): Sink & { got: CanonicalEvent[] } {
   const got: CanonicalEvent[] = [];
   let attempt = 0;
@@ -52,10 +52,12 @@ function fakeSink(name: string, script: Script = () => undefined): Sink & { got:
     name,
     type: 'http',
     got,
-    async deliver(event) {
+    async deliver(event, body) {
       const err = script(++attempt);
       if (err) throw err;
-      got.push(event);
+      const sent = JSON.parse(Buffer.from(body).toString('utf8')) as CanonicalEvent;
+      expect(sent).toMatchObject(event);
+      got.push(sent);
     },
     async close() {},
   };

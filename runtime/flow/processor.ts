@@ -2,26 +2,27 @@
 // retried with backoff (nak) or, when permanent or out of attempts, dead-lettered and then termed.
 // Nothing is acked before it is safely handed on.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CanonicalEvent } from '../../api/envelope.ts';
 import type { FlowWorkerConfig } from '../../api/worker-config.ts';
 import type { BusMessage, BusWriter } from '../bus/types.ts';
 import type { CompiledMapping } from '../mapping/types.ts';
 import { type Logger, messageLogger } from '../telemetry/logger.ts';
 import type { FlowMetrics } from '../telemetry/metrics.ts';
 import { nakDelayMs, retryDelayMs } from './backoff.ts';
-import { classifyFailure, type Failure, SINK_WAIT_REASONS } from './classify.ts';
+import { type Failure, SINK_WAIT_REASONS } from './classify.ts';
 import { DLQ_HEADERS, deadLetterHeaders, deadLetterMsgId } from './dead-letter.ts';
-import { buildEnvelope } from './envelope.ts';
-import { PayloadError, SinkError } from './errors.ts';
+import { SinkError } from './errors.ts';
 import { INGEST_HEADERS, usableId } from './ingest.ts';
 import type { Sink } from './sinks/types.ts';
 import { parseTraceparent, traceFromSeed } from './trace.ts';
+import { createTransform, type EventHead, failureOf, type Transform, TransformFailure } from './transform.ts';
 
 export interface ProcessorDeps {
   config: Pick<FlowWorkerConfig, 'flow' | 'mapping' | 'nats'> & {
     delivery: { maxDeliver: number; initialBackoffMs: number; maxBackoffMs: number; ackWaitMs: number };
   };
   mapping: CompiledMapping;
+  /** The per-event work; default ./transform.ts with `mapping`, in this thread. */
+  transform?: Transform;
   sinks: readonly Sink[];
   /** Where dead letters are published. */
   bus: BusWriter;
@@ -48,15 +49,6 @@ export function sourceMsgIdOf(message: BusMessage, stream: string): string {
   );
 }
 
-function parseJson(data: Uint8Array): unknown {
-  try {
-    // A view, not a copy, of the message bytes.
-    return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
-  } catch (err) {
-    throw new PayloadError(`the source payload is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
-}
-
 /** Of several sink failures, a permanent one decides (retrying cannot fix it); else the first. */
 export function decisiveError(errors: readonly unknown[]): unknown {
   return errors.find((e) => e instanceof SinkError && e.permanent) ?? errors[0];
@@ -68,18 +60,9 @@ export function ingestedAtMs(message: BusMessage): number {
   return Number.isNaN(at) ? message.storedAt.getTime() : at;
 }
 
-function grandTotalOf(event: CanonicalEvent): { amount: string; currency: string } | undefined {
-  if (event.tallyentity !== 'Order') return undefined;
-  const totals = (event.data as { totals?: { grandTotal?: { amount?: unknown; currency?: unknown } } })
-    .totals;
-  const g = totals?.grandTotal;
-  return typeof g?.amount === 'string' && typeof g.currency === 'string'
-    ? { amount: g.amount, currency: g.currency }
-    : undefined;
-}
-
 export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => Promise<Outcome> {
   const { config, metrics } = deps;
+  const transform = deps.transform ?? createTransform(config, deps.mapping);
   const now = deps.now ?? (() => new Date());
   const flowId = `${config.flow.namespace}/${config.flow.name}`;
   const policy = { initialMs: config.delivery.initialBackoffMs, maxMs: config.delivery.maxBackoffMs };
@@ -114,23 +97,22 @@ export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => P
     let child: Logger | undefined;
     const log = () => (child ??= messageLogger(deps.logger, fields));
     track(message);
-    let event: CanonicalEvent | undefined;
+    let event: EventHead | undefined;
+    let grandTotal: { amount: string; currency: string } | undefined;
     try {
       try {
-        const payload = parseJson(message.data);
-        const mapped = await deps.mapping.map(payload);
-        fields.businessKey = mapped.key;
-        event = buildEnvelope({
-          flow: config.flow,
-          mapping: config.mapping,
-          output: mapped.output,
-          key: mapped.key,
+        const result = await transform({
+          data: message.data,
           sourceMsgId,
           trace,
-          time: message.storedAt,
+          storedAtMs: message.storedAt.getTime(),
         });
-        const body = Buffer.from(JSON.stringify(event));
-        const results = await Promise.allSettled(deps.sinks.map((s) => s.deliver(event!, body)));
+        if (!result.ok) throw new TransformFailure(result.failure);
+        event = result.head;
+        grandTotal = result.grandTotal;
+        fields.businessKey = event.subject;
+        const { head, body } = result;
+        const results = await Promise.allSettled(deps.sinks.map((s) => s.deliver(head, body)));
         const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
         if (errors.length > 0) throw decisiveError(errors);
       } catch (err) {
@@ -139,10 +121,9 @@ export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => P
       await message.ack();
       for (const s of deps.sinks) metrics.delivered(s.name);
       metrics.endToEnd(Math.max(0, now().getTime() - ingestedAtMs(message)) / 1000);
-      const total = grandTotalOf(event);
-      if (total) {
+      if (grandTotal) {
         try {
-          metrics.order(total);
+          metrics.order(grandTotal);
         } catch (err) {
           log().warn({ err }, 'order value not counted');
         }
@@ -165,9 +146,9 @@ export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => P
     err: unknown,
     log: Logger,
     sourceMsgId: string,
-    event: CanonicalEvent | undefined,
+    event: EventHead | undefined,
   ): Promise<Outcome> {
-    const failure = classifyFailure(err);
+    const failure = failureOf(err);
     metrics.failed(failure.reason);
     const attempt = message.deliveryCount;
     // A sink that is down or throttling is not this message's fault: it waits for the sink

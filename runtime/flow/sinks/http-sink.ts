@@ -4,13 +4,13 @@
 // pauses the whole sink (not just that event): events meanwhile fail fast without a request, and
 // the processor hands them back to the stream with that delay.
 import { Agent, request } from 'undici';
-import type { CanonicalEvent } from '../../../api/envelope.ts';
 import { idempotencyKey } from '../../../api/envelope.ts';
 import type { FlowWorkerConfig } from '../../../api/worker-config.ts';
 import { classifyHttpStatus, parseRetryAfterMs } from '../classify.ts';
 import { FlowErrorCode, SinkError } from '../errors.ts';
 import { Semaphore, TokenBucket } from '../limits.ts';
 import type { Env } from '../secrets.ts';
+import type { EventHead } from '../transform.ts';
 import { authHeader } from './auth.ts';
 import { CircuitBreaker, type CircuitState, DEFAULT_CIRCUIT_BREAKER } from './circuit-breaker.ts';
 import type { Sink } from './types.ts';
@@ -37,7 +37,7 @@ const DEFAULT_MAX_RETRY_AFTER_MS = 300_000;
 /** The request headers for one event (pure, for tests). */
 export function httpSinkHeaders(
   config: HttpSinkConfig,
-  event: CanonicalEvent,
+  event: EventHead,
   auth: [string, string] | undefined,
 ): Record<string, string> {
   const headers: Record<string, string> = { ...config.headers };
