@@ -2,12 +2,13 @@
 // (started by the process agent from exactly that pod template) -> NATS JetStream -> ERP HTTP peer.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import * as yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type ErpPeer, startErpPeer } from '../../cli/demo/erp-simulator.ts';
 import { shopifyHeaders, shopifyOrder } from '../../cli/demo/shopify-traffic.ts';
+import { partitionOf } from '../../runtime/flow/partition.ts';
 import { flowNames } from '../../runtime/nats/flow-resources.ts';
 import { runKubectl } from '../harness/kubectl.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
@@ -376,6 +377,85 @@ describe('Shopify order webhook -> ERP, end to end', () => {
     expect((await jsm.streams.info(late.stream)).config.name).toBe(late.stream);
     const r = await runKubectl(['get', 'deployment', 'tally-flow-late-orders', '-n', ns], admin);
     expect(r.stderr).toContain('NotFound');
+  });
+
+  it('reports consumers of removed partitions that still hold messages, and forgets them once reused', async () => {
+    for (const p of pods) await p.stop();
+    pods = [];
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    const patchDelivery = (delivery: Record<string, unknown>) =>
+      kubectl(
+        'patch',
+        'iflow',
+        'shopify-orders',
+        '-n',
+        ns,
+        '--type=merge',
+        '-p',
+        JSON.stringify({ spec: { delivery } }),
+      );
+    const consumerNames = async () => {
+      const out: string[] = [];
+      for await (const c of jsm.consumers.list(names.stream)) out.push(c.name);
+      return out.sort();
+    };
+    await patchDelivery({ partitionKey: '$string(id)', partitions: 4 });
+    await waitUntil('four partition consumers', async () =>
+      ['worker-0', 'worker-1', 'worker-2', 'worker-3'].every((c) =>
+        consumerNames().then((n) => n.includes(c)),
+      ),
+    );
+    // The layout `tally dlq replay` routes by, kept on the stream.
+    const layout = async () => (await jsm.streams.info(names.stream)).config.metadata ?? {};
+    expect(await layout()).toMatchObject({
+      'tally.dev/partitions': '4',
+      'tally.dev/partition-key': '$string(id)',
+    });
+    // Orders waiting on every partition, with no worker running to take them.
+    const held = new Map<number, number>();
+    for (let n = 1; held.size < 4 || n <= 12; n++) {
+      const order = shopifyOrder({ n: 9_000 + n });
+      const p = partitionOf(String(order.id), 4);
+      held.set(p, (held.get(p) ?? 0) + 1);
+      await js.publish(names.ingestSubject(p), JSON.stringify(order), { msgID: `retire-${n}` });
+    }
+
+    await patchDelivery({ partitions: 2 });
+    const retired = async () =>
+      JSON.parse(
+        (await kubectl(
+          'get',
+          'iflow',
+          'shopify-orders',
+          '-n',
+          ns,
+          '-o',
+          'jsonpath={.status.retiredConsumers}',
+        )) || '[]',
+      ) as { name: string; pending: number }[];
+    await waitUntil('retired consumers reported', async () => (await retired()).length === 2);
+    expect(await retired()).toEqual([
+      { name: 'worker-2', pending: held.get(2), ackPending: 0 },
+      { name: 'worker-3', pending: held.get(3), ackPending: 0 },
+    ]);
+    const ready = await kubectl(
+      'get',
+      'iflow',
+      'shopify-orders',
+      '-n',
+      ns,
+      '-o',
+      'jsonpath={.status.conditions[?(@.type=="Ready")].message}',
+    );
+    expect(ready).toContain('2 consumer(s) of removed partitions still hold messages');
+    expect(await consumerNames()).toEqual(['worker-0', 'worker-1', 'worker-2', 'worker-3']);
+    expect(await layout()).toMatchObject({ 'tally.dev/partitions': '2' });
+
+    // Partitions set back (docs/delivery.md): the kept consumers serve again and are no longer retired.
+    await patchDelivery({ partitions: 4 });
+    await waitUntil('retired consumers forgotten', async () => (await retired()).length === 0);
+    expect((await jsm.consumers.info(names.stream, 'worker-3')).num_pending).toBe(held.get(3));
   });
 
   it('removes the stream and the owned objects when the flow is deleted', async () => {
