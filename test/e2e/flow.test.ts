@@ -401,11 +401,10 @@ describe('Shopify order webhook -> ERP, end to end', () => {
       return out.sort();
     };
     await patchDelivery({ partitionKey: '$string(id)', partitions: 4 });
-    await waitUntil('four partition consumers', async () =>
-      ['worker-0', 'worker-1', 'worker-2', 'worker-3'].every((c) =>
-        consumerNames().then((n) => n.includes(c)),
-      ),
-    );
+    await waitUntil('four partition consumers', async () => {
+      const present = await consumerNames();
+      return ['worker-0', 'worker-1', 'worker-2', 'worker-3'].every((c) => present.includes(c));
+    });
     // The layout `tally dlq replay` routes by, kept on the stream.
     const layout = async () => (await jsm.streams.info(names.stream)).config.metadata ?? {};
     expect(await layout()).toMatchObject({
