@@ -53,6 +53,19 @@ function exampleFlowYaml(erpUrl: string): string {
   return yaml.dump(flow);
 }
 
+/** Merges `delivery` into the example flow's spec.delivery. */
+const patchDelivery = (delivery: Record<string, unknown>) =>
+  kubectl(
+    'patch',
+    'iflow',
+    'shopify-orders',
+    '-n',
+    ns,
+    '--type=merge',
+    '-p',
+    JSON.stringify({ spec: { delivery } }),
+  );
+
 async function post(pod: RunningPod, body: string, headers: Record<string, string>) {
   return fetch(`${pod.url}${WEBHOOK}`, { method: 'POST', body, headers });
 }
@@ -328,16 +341,7 @@ describe('Shopify order webhook -> ERP, end to end', () => {
   });
 
   it('updates the durable consumer when the delivery settings change', async () => {
-    await kubectl(
-      'patch',
-      'iflow',
-      'shopify-orders',
-      '-n',
-      ns,
-      '--type=merge',
-      '-p',
-      '{"spec":{"delivery":{"maxDeliver":7,"ackWait":"45s"}}}',
-    );
+    await patchDelivery({ maxDeliver: 7, ackWait: '45s' });
     const jsm = await jetstreamManager(nc);
     await waitUntil('consumer updated', async () => {
       const c = (await jsm.consumers.info(names.stream, names.consumer)).config;
@@ -384,17 +388,6 @@ describe('Shopify order webhook -> ERP, end to end', () => {
     pods = [];
     const jsm = await jetstreamManager(nc);
     const js = jetstream(nc);
-    const patchDelivery = (delivery: Record<string, unknown>) =>
-      kubectl(
-        'patch',
-        'iflow',
-        'shopify-orders',
-        '-n',
-        ns,
-        '--type=merge',
-        '-p',
-        JSON.stringify({ spec: { delivery } }),
-      );
     const consumerNames = async () => {
       const out: string[] = [];
       for await (const c of jsm.consumers.list(names.stream)) out.push(c.name);
