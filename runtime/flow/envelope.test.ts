@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CANONICAL_ENTITIES } from '../../api/canonical/index.ts';
 import { canonicalEventSchema, idempotencyKey } from '../../api/envelope.ts';
+import { schemaFileName } from '../../api/json-schema.ts';
 import { buildEnvelope, entityVersion, eventId } from './envelope.ts';
 import { EnvelopeError } from './errors.ts';
 import { parseTraceparent } from './trace.ts';
@@ -27,6 +29,7 @@ describe('buildEnvelope', () => {
       subject: 'shopify-1',
       time: '2026-11-20T16:15:03.000Z',
       datacontenttype: 'application/json',
+      dataschema: 'https://tally.dev/schemas/canonical/v1/order.json',
       tallyentity: 'Order',
       tallychannel: 'shopify-us',
       tallyflow: 'shop/shopify-orders',
@@ -68,6 +71,14 @@ describe('buildEnvelope', () => {
       for (const output of [{ version: 3 }, { updatedAt: '2026-11-20T10:15:02Z' }, {}]) {
         const e = buildEnvelope({ ...input, flow: { ...input.flow, entity }, output });
         expect(canonicalEventSchema.safeParse(e).success, `${entity} ${JSON.stringify(output)}`).toBe(true);
+        // The dataschema is the $id of the schema published for the entity.
+        const published = JSON.parse(
+          readFileSync(
+            new URL(`../../schemas/canonical/v1/${schemaFileName(entity)}`, import.meta.url),
+            'utf8',
+          ),
+        ) as { $id: string };
+        expect(e.dataschema).toBe(published.$id);
       }
     }
   });

@@ -1,9 +1,9 @@
 // Wrap a mapped entity in its CloudEvents envelope. Deterministic: the same source message and
 // mapping give the same event (id, time, trace span), so a redelivery is recognised downstream.
 import { hash } from 'node:crypto';
-import type { CanonicalEntity } from '../../api/canonical/index.ts';
-import { eventType } from '../../api/canonical/index.ts';
+import { CANONICAL_ENTITIES, type CanonicalEntity, eventType } from '../../api/canonical/index.ts';
 import type { CanonicalEvent } from '../../api/envelope.ts';
+import { canonicalSchemaId } from '../../api/json-schema.ts';
 import { EnvelopeError } from './errors.ts';
 import { childSpan, formatTraceparent, type TraceContext } from './trace.ts';
 
@@ -39,6 +39,12 @@ export function entityVersion(output: Record<string, unknown>, sourceMsgId: stri
   return sourceMsgId;
 }
 
+/** The published JSON Schema of each entity (schemas/canonical/v1): the event's dataschema. */
+const DATASCHEMAS = Object.fromEntries(CANONICAL_ENTITIES.map((e) => [e, canonicalSchemaId(e)])) as Record<
+  CanonicalEntity,
+  string
+>;
+
 export function buildEnvelope(input: EnvelopeInput): CanonicalEvent {
   const { flow, mapping } = input;
   if (Number.isNaN(input.time.getTime())) {
@@ -53,6 +59,7 @@ export function buildEnvelope(input: EnvelopeInput): CanonicalEvent {
     subject: input.key,
     time: input.time.toISOString(),
     datacontenttype: 'application/json',
+    dataschema: DATASCHEMAS[flow.entity],
     data: input.output,
     tallyentity: flow.entity,
     tallychannel: flow.channel,
