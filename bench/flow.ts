@@ -6,7 +6,7 @@
 // in flight; all times are JetStream's own (stored-at timestamps), so the driver measures nothing
 // itself and can sit idle.
 //
-//   node bench/flow.ts [--messages 20000] [--rounds 4] [--latency-messages 3000] [--rate N]
+//   node bench/flow.ts [--messages 24000] [--rounds 6] [--latency-messages 3000] [--rate N]
 //                      [--log-level info] [--json]
 //   node bench/run.ts flow
 //
@@ -632,8 +632,8 @@ export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult
 }
 
 const defaults = {
-  messages: 20_000,
-  rounds: 4,
+  messages: 24_000,
+  rounds: 6,
   latencyMessages: 3_000,
   maxSeconds: 20,
   logLevel: 'info',
