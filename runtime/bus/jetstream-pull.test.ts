@@ -43,28 +43,24 @@ describe('parseAckSubject', () => {
 });
 
 describe('pullStatus', () => {
-  it('treats heartbeats as nothing and expiries as the end of one request, with its unused count', () => {
-    expect(pullStatus(100, 'Idle Heartbeat', undefined)).toEqual({ kind: 'heartbeat' });
-    expect(pullStatus(408, 'Request Timeout', '12')).toEqual({ kind: 'ended', unused: 12 });
-    expect(pullStatus(404, 'No Messages', undefined)).toEqual({ kind: 'ended', unused: undefined });
+  it('treats heartbeats as nothing and expiries as the end of the request', () => {
+    expect(pullStatus(100, 'Idle Heartbeat')).toEqual({ kind: 'heartbeat' });
+    expect(pullStatus(408, 'Request Timeout')).toEqual({ kind: 'ended' });
+    expect(pullStatus(404, 'No Messages')).toEqual({ kind: 'ended' });
   });
 
   it('ends the request on a harmless 409 and says why', () => {
-    expect(pullStatus(409, 'Exceeded MaxWaiting', '4')).toEqual({
-      kind: 'ended',
-      unused: 4,
-      note: 'Exceeded MaxWaiting',
-    });
-    expect(pullStatus(409, 'Leadership Change', undefined)).toMatchObject({ kind: 'ended' });
+    expect(pullStatus(409, 'Exceeded MaxWaiting')).toEqual({ kind: 'ended', note: 'Exceeded MaxWaiting' });
+    expect(pullStatus(409, 'Leadership Change')).toMatchObject({ kind: 'ended' });
   });
 
   it('fails the consumer when it is gone or cannot be pulled from', () => {
-    expect(pullStatus(409, 'Consumer Deleted', undefined)).toEqual({
+    expect(pullStatus(409, 'Consumer Deleted')).toEqual({
       kind: 'failed',
       message: '409 Consumer Deleted',
     });
-    expect(pullStatus(409, 'Consumer is push based', undefined)).toMatchObject({ kind: 'failed' });
-    expect(pullStatus(503, '', undefined)).toMatchObject({ kind: 'failed', message: /no responders/ });
-    expect(pullStatus(400, 'Bad Request', undefined)).toMatchObject({ kind: 'failed' });
+    expect(pullStatus(409, 'Consumer is push based')).toMatchObject({ kind: 'failed' });
+    expect(pullStatus(503, '')).toMatchObject({ kind: 'failed', message: /no responders/ });
+    expect(pullStatus(400, 'Bad Request')).toMatchObject({ kind: 'failed' });
   });
 });

@@ -50,22 +50,20 @@ interface OpenRequest {
 /** What a status reply on the inbox means for the consumer. */
 export type PullStatus =
   | { kind: 'heartbeat' }
-  /** A request ended (expired, or refused but harmless): `unused` of its messages will not come. */
-  | { kind: 'ended'; unused: number | undefined; note?: string }
+  /** A request ended (expired, or refused but harmless): the rest of its messages will not come. */
+  | { kind: 'ended'; note?: string }
   /** The consumer cannot be pulled from (deleted, no JetStream, bad request): start over. */
   | { kind: 'failed'; message: string };
 
 /** Classifies a status reply (no data, a status line in the headers) of the pull protocol. */
-export function pullStatus(code: number, description: string, pendingHeader: string | undefined): PullStatus {
-  const pending = pendingHeader === undefined || pendingHeader === '' ? undefined : Number(pendingHeader);
-  const unused = Number.isSafeInteger(pending) ? pending : undefined;
+export function pullStatus(code: number, description: string): PullStatus {
   const d = description.toLowerCase();
   if (code === 100) return { kind: 'heartbeat' };
-  if (code === 404 || code === 408) return { kind: 'ended', unused };
+  if (code === 404 || code === 408) return { kind: 'ended' };
   if (code === 409 && !d.includes('consumer deleted') && !d.includes('push based')) {
     // Exceeded MaxWaiting / MaxRequestBatch / MaxRequestExpires, Leadership Change, Server Shutdown:
     // this request is over; the next one may well succeed.
-    return { kind: 'ended', unused, note: description };
+    return { kind: 'ended', note: description };
   }
   if (code === 503)
     return { kind: 'failed', message: 'no responders: the stream or JetStream is not available' };
@@ -144,7 +142,7 @@ export class PullConsumer implements ConsumerHandle {
     if (!info) {
       const h = msg.headers;
       if (!h || h.code === 0) return; // not ours (cannot happen on a private inbox)
-      const status = pullStatus(h.code, h.description, h.get('Nats-Pending-Messages') || undefined);
+      const status = pullStatus(h.code, h.description);
       if (status.kind === 'heartbeat') return;
       // A status reply comes to the request's own reply subject.
       const current = this.#open?.token === msg.subject.slice(this.#inbox.length + 1);
