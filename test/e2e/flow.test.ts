@@ -414,32 +414,20 @@ describe('Shopify order webhook -> ERP, end to end', () => {
     }
 
     await patchDelivery({ partitions: 2 });
+    const field = (path: string) =>
+      kubectl('get', 'iflow', 'shopify-orders', '-n', ns, '-o', `jsonpath={${path}}`);
     const retired = async () =>
-      JSON.parse(
-        (await kubectl(
-          'get',
-          'iflow',
-          'shopify-orders',
-          '-n',
-          ns,
-          '-o',
-          'jsonpath={.status.retiredConsumers}',
-        )) || '[]',
-      ) as { name: string; pending: number }[];
+      JSON.parse((await field('.status.retiredConsumers')) || '[]') as {
+        name: string;
+        pending: number;
+        ackPending: number;
+      }[];
     await waitUntil('retired consumers reported', async () => (await retired()).length === 2);
     expect(await retired()).toEqual([
       { name: 'worker-2', pending: held.get(2), ackPending: 0 },
       { name: 'worker-3', pending: held.get(3), ackPending: 0 },
     ]);
-    const ready = await kubectl(
-      'get',
-      'iflow',
-      'shopify-orders',
-      '-n',
-      ns,
-      '-o',
-      'jsonpath={.status.conditions[?(@.type=="Ready")].message}',
-    );
+    const ready = await field('.status.conditions[?(@.type=="Ready")].message');
     expect(ready).toContain('2 consumer(s) of removed partitions still hold messages');
     expect(await consumerNames()).toEqual(['worker-0', 'worker-1', 'worker-2', 'worker-3']);
     expect(await layout()).toMatchObject({ 'tally.dev/partitions': '2' });
