@@ -6,6 +6,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { Agent, request } from 'undici';
 import { KubeApiError, KubeTransportError } from './errors.ts';
 import { apiVersionOf, type KubeObject, type ResourceType, resourcePath } from './resources.ts';
+import { decodeWatchStream } from './watch-decoder.ts';
 
 export const FIELD_MANAGER = 'tally-operator';
 
@@ -183,24 +184,16 @@ export class KubeClient {
     if (res.statusCode >= 400) {
       throw statusError(res.statusCode, safeJson(await res.body.text()), `watch ${r.plural}`);
     }
-    let buffer = '';
     try {
-      for await (const chunk of res.body) {
-        buffer += chunk.toString();
-        let nl = buffer.indexOf('\n');
-        while (nl >= 0) {
-          const line = buffer.slice(0, nl).trim();
-          buffer = buffer.slice(nl + 1);
-          nl = buffer.indexOf('\n');
-          if (!line) continue;
-          const event = JSON.parse(line) as WatchEvent<T>;
-          if (event.type === 'ERROR') {
-            const status = event.object as unknown as { code?: number };
-            throw statusError(status.code ?? 500, event.object, `watch ${r.plural}`);
-          }
-          if (event.type !== 'BOOKMARK') event.object = withTypeMeta(r, event.object);
-          yield event;
+      // Framing and UTF-8 decoding live in watch-decoder.ts: chunks may split a character.
+      for await (const raw of decodeWatchStream(res.body)) {
+        const event = raw as WatchEvent<T>;
+        if (event.type === 'ERROR') {
+          const status = event.object as unknown as { code?: number };
+          throw statusError(status.code ?? 500, event.object, `watch ${r.plural}`);
         }
+        if (event.type !== 'BOOKMARK') event.object = withTypeMeta(r, event.object);
+        yield event;
       }
     } catch (cause) {
       if (cause instanceof KubeApiError || opts.signal?.aborted) throw cause;

@@ -145,6 +145,37 @@ describe('Informer', () => {
     expect(informer.relists).toBe(1);
   });
 
+  it('keeps multi-byte characters intact when the watch stream splits them across chunks', async () => {
+    const value = 'Müller zahlt 5 €';
+    const obj = { ...cm('u', '2'), data: { lookup: value } };
+    const body = Buffer.from(`${JSON.stringify({ type: 'ADDED', object: obj })}\n`);
+    const cutAt = body.indexOf(Buffer.from('ü')) + 1; // between the two bytes of "ü"
+    const api = await fakeApiserver(
+      [(res) => json(res, 200, { items: [], metadata: { resourceVersion: '1' } })],
+      [
+        (res) => {
+          res.writeHead(200);
+          res.flushHeaders();
+          res.write(body.subarray(0, cutAt));
+          // A pause so the halves reach the client as separate chunks.
+          setTimeout(() => res.write(body.subarray(cutAt)), 50).unref();
+        },
+      ],
+    );
+    cleanups.push(api.close);
+    const informer = new Informer<KubeObject & { data?: Record<string, string> }>(api.client, CONFIG_MAPS, {
+      logger: pino({ level: 'silent' }),
+    });
+    const stop = new AbortController();
+    const running = informer.run(stop.signal);
+    cleanups.push(async () => {
+      stop.abort();
+      await running;
+    });
+    await waitFor('the watched object', () => informer.get('ns', 'u') !== undefined);
+    expect(informer.get('ns', 'u')?.data?.lookup).toBe(value);
+  });
+
   it('re-delivers cached objects on resync', async () => {
     const api = await fakeApiserver(
       [(res) => json(res, 200, { items: [cm('a', '1')], metadata: { resourceVersion: '1' } })],
