@@ -90,28 +90,52 @@ export const webhookSourceSchema = z
   .strict()
   .describe('Receive events as signed HTTP POST requests (e.g. Shopify order webhooks).');
 
+export const AUTH_TYPES = ['bearer', 'basic', 'apiKey', 'oauth2ClientCredentials'] as const;
+
 export const httpAuthSchema = withRules(
   z
     .object({
       type: z
-        .enum(['bearer', 'basic', 'apiKey'])
-        .describe('bearer token, basic user/password, or an API key header.'),
+        .enum(AUTH_TYPES)
+        .describe(
+          'bearer token, basic user/password, an API key header, or OAuth 2.0 client credentials (token fetched from tokenUrl, cached until it expires, fetched again once when the target answers 401).',
+        ),
       tokenSecretRef: secretKeyRef().optional().describe('Bearer token or API key (bearer, apiKey).'),
       usernameSecretRef: secretKeyRef().optional().describe('User name (basic).'),
       passwordSecretRef: secretKeyRef().optional().describe('Password (basic).'),
-      header: z.string().max(128).optional().describe('Header for the API key (apiKey); default X-API-Key.'),
+      header: z
+        .string()
+        .max(128)
+        .optional()
+        .describe('Header for the API key (apiKey); default X-API-Key. E.g. X-Shopify-Access-Token.'),
+      tokenUrl: httpUrl().optional().describe('OAuth 2.0 token endpoint (oauth2ClientCredentials).'),
+      clientIdSecretRef: secretKeyRef().optional().describe('OAuth 2.0 client id (oauth2ClientCredentials).'),
+      clientSecretSecretRef: secretKeyRef()
+        .optional()
+        .describe('OAuth 2.0 client secret (oauth2ClientCredentials).'),
+      scope: z.string().max(1024).optional().describe('OAuth 2.0 scope, space-separated (optional).'),
+      clientAuth: z
+        .enum(['basic', 'body'])
+        .default('basic')
+        .describe(
+          'How the client authenticates to the token endpoint: HTTP Basic (RFC 6749 2.3.1) or client_id/client_secret form fields.',
+        ),
     })
     .strict()
     .describe('Credentials sent with each request, read from Secrets.'),
   [
     {
-      cel: "self.type == 'basic' ? (has(self.usernameSecretRef) && has(self.passwordSecretRef)) : has(self.tokenSecretRef)",
+      cel: "self.type == 'basic' ? (has(self.usernameSecretRef) && has(self.passwordSecretRef)) : self.type == 'oauth2ClientCredentials' ? (has(self.tokenUrl) && has(self.clientIdSecretRef) && has(self.clientSecretSecretRef)) : has(self.tokenSecretRef)",
       message:
-        'basic auth needs usernameSecretRef and passwordSecretRef; bearer and apiKey need tokenSecretRef',
+        'basic auth needs usernameSecretRef and passwordSecretRef; oauth2ClientCredentials needs tokenUrl, clientIdSecretRef and clientSecretSecretRef; bearer and apiKey need tokenSecretRef',
       check: (a) =>
         a.type === 'basic'
           ? a.usernameSecretRef !== undefined && a.passwordSecretRef !== undefined
-          : a.tokenSecretRef !== undefined,
+          : a.type === 'oauth2ClientCredentials'
+            ? a.tokenUrl !== undefined &&
+              a.clientIdSecretRef !== undefined &&
+              a.clientSecretSecretRef !== undefined
+            : a.tokenSecretRef !== undefined,
     },
   ],
 );
@@ -207,55 +231,165 @@ export const sourceSchema = withRules(
   })),
 );
 
-export const httpSinkSchema = z
+/**
+ * A URL whose path and query may hold {name} placeholders filled per event (values URL-encoded).
+ * The scheme and host are fixed: an event must never choose where its credentials are sent.
+ */
+const urlTemplate = (what: string) =>
+  z
+    .string()
+    .max(2048)
+    .regex(
+      /^https?:\/\/[^\s/{}?#]+(\/[^\s]*)?$/,
+      'must be an http:// or https:// URL; {placeholders} may appear only in the path and query, never in the host',
+    )
+    .describe(what);
+
+export const HTTP_SINK_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE'] as const;
+
+export const httpSinkXrefSchema = z
   .object({
-    url: httpUrl().describe('Endpoint receiving each canonical event as a JSON POST.'),
-    method: z.enum(['POST', 'PUT']).default('POST').describe('HTTP method.'),
-    headers: z
-      .record(z.string(), z.string())
+    system: identifier().describe(
+      'The name of the target system in the cross-reference store, e.g. netsuite or shopify.',
+    ),
+    entity: z
+      .enum(CANONICAL_ENTITIES)
       .optional()
-      .describe('Extra non-secret headers sent with each request.'),
-    auth: httpAuthSchema.optional(),
-    idempotencyKeyHeader: z
+      .describe('The entity whose ids are recorded; default the flow entity.'),
+    capture: z
       .string()
-      .max(128)
-      .default('Idempotency-Key')
-      .describe('Header carrying the idempotency key derived from the business key and version.'),
-    timeout: duration().default('10s').describe('Timeout of one request.'),
-    maxInFlight: z.number().int().min(1).max(1024).default(16).describe('Most requests in flight at once.'),
-    rateLimit: z
-      .object({
-        requestsPerSecond: z.number().int().min(1).describe('Sustained requests per second.'),
-        burst: z.number().int().min(1).optional().describe('Bucket size; defaults to requestsPerSecond.'),
-      })
-      .strict()
-      .optional()
-      .describe('Token-bucket rate limit for this sink.'),
-    circuitBreaker: z
-      .object({
-        failureThreshold: z
-          .number()
-          .int()
-          .min(1)
-          .max(1000)
-          .default(5)
-          .describe(
-            'Consecutive transient failures (5xx, 408, timeouts, network errors) that open the circuit.',
-          ),
-        coolDown: duration()
-          .default('30s')
-          .describe(
-            'How long the circuit stays open (events wait, the sink is not called) before one probe request is let through.',
-          ),
-      })
-      .strict()
+      .min(1)
+      .max(4096)
       .optional()
       .describe(
-        'Circuit breaker: after failureThreshold consecutive transient failures the sink is left alone for coolDown; events wait and are not dead-lettered meanwhile. Defaults apply when absent.',
+        'JSONata over {status, headers, body, event} of the target\'s answer giving the id it assigned, e.g. $substringAfter(headers.location, "/salesOrder/") or body.fulfillment.id. Stored with the event\'s business key; an answer without it is dead-lettered as capture_missing.',
+      ),
+    links: z
+      .record(identifier(), z.string().min(1).max(4096))
+      .optional()
+      .describe(
+        'Other ids of the same business object to record, each a JSONata expression over the canonical event, e.g. {shopify: \'$substringAfter(orderId, "shopify-")\'}.',
       ),
   })
   .strict()
-  .describe('Deliver to an HTTP endpoint (e.g. the ERP order API).');
+  .describe(
+    'Cross-reference: how this sink finds the id the target already has for an event (to update instead of create) and records the id the target assigns.',
+  );
+
+export const httpSinkSchema = withRules(
+  z
+    .object({
+      url: urlTemplate(
+        'Endpoint receiving each event; {name} placeholders in the path or query are filled from the outbound mapping params, else from fields of the canonical event (e.g. /orders/{orderId}), URL-encoded.',
+      ),
+      method: z
+        .enum(HTTP_SINK_METHODS)
+        .default('POST')
+        .describe('HTTP method of a create (or of every request).'),
+      bodyMappingRef: z
+        .object({
+          name: objectName().describe('Name of an outbound CanonicalMapping in the same namespace.'),
+        })
+        .strict()
+        .optional()
+        .describe(
+          "Outbound mapping turning the canonical event into the target's own request body, headers and URL values. Absent: the CloudEvent itself is sent as JSON.",
+        ),
+      update: z
+        .object({
+          url: urlTemplate(
+            "Endpoint of an update; {id} is the target's id from the cross-reference store. Default: url.",
+          ).optional(),
+          method: z.enum(HTTP_SINK_METHODS).default('PATCH').describe('HTTP method of an update.'),
+        })
+        .strict()
+        .optional()
+        .describe(
+          "When the cross-reference store already holds the target's id for this event: send an update here instead of a create. Absent: an event whose target id is known is delivered already and not sent again.",
+        ),
+      xref: httpSinkXrefSchema.optional(),
+      alreadyExists: z
+        .object({
+          statuses: z
+            .array(z.number().int().min(400).max(499))
+            .max(8)
+            .default([409])
+            .describe('Statuses meaning "this already exists" for a create.'),
+          bodyPattern: z
+            .string()
+            .max(512)
+            .optional()
+            .describe(
+              'Regular expression the answer body must match as well (e.g. DUP_RECORD), for targets that answer 400 to duplicates.',
+            ),
+        })
+        .strict()
+        .optional()
+        .describe(
+          'A create answered this way is delivered, not failed, when its id is known or can be captured from the answer (xref.capture runs on it).',
+        ),
+      headers: z
+        .record(z.string(), z.string())
+        .optional()
+        .describe('Extra non-secret headers sent with each request.'),
+      auth: httpAuthSchema.optional(),
+      idempotencyKeyHeader: z
+        .string()
+        .max(128)
+        .default('Idempotency-Key')
+        .describe('Header carrying the idempotency key derived from the business key and version.'),
+      timeout: duration().default('10s').describe('Timeout of one request.'),
+      maxInFlight: z.number().int().min(1).max(1024).default(16).describe('Most requests in flight at once.'),
+      rateLimit: z
+        .object({
+          requestsPerSecond: z.number().int().min(1).describe('Sustained requests per second.'),
+          burst: z.number().int().min(1).optional().describe('Bucket size; defaults to requestsPerSecond.'),
+        })
+        .strict()
+        .optional()
+        .describe('Token-bucket rate limit for this sink.'),
+      circuitBreaker: z
+        .object({
+          failureThreshold: z
+            .number()
+            .int()
+            .min(1)
+            .max(1000)
+            .default(5)
+            .describe(
+              'Consecutive transient failures (5xx, 408, timeouts, network errors) that open the circuit.',
+            ),
+          coolDown: duration()
+            .default('30s')
+            .describe(
+              'How long the circuit stays open (events wait, the sink is not called) before one probe request is let through.',
+            ),
+        })
+        .strict()
+        .optional()
+        .describe(
+          'Circuit breaker: after failureThreshold consecutive transient failures the sink is left alone for coolDown; events wait and are not dead-lettered meanwhile. Defaults apply when absent.',
+        ),
+    })
+    .strict()
+    .describe('Deliver to an HTTP endpoint (e.g. the ERP order API).'),
+  [
+    {
+      cel: '!has(self.update) || has(self.xref)',
+      message: 'update needs xref (the cross-reference store tells whether the target id is known)',
+      field: 'xref',
+      reason: 'FieldValueRequired',
+      check: (h) => h.update === undefined || h.xref !== undefined,
+    },
+    {
+      cel: '!has(self.alreadyExists) || has(self.xref)',
+      message: 'alreadyExists needs xref (the id of what already exists must be known or captured)',
+      field: 'xref',
+      reason: 'FieldValueRequired',
+      check: (h) => h.alreadyExists === undefined || h.xref !== undefined,
+    },
+  ],
+);
 
 export const natsSinkSchema = z
   .object({

@@ -3,8 +3,15 @@
 // names environment variables that the Deployment fills from secretKeyRefs.
 import { z } from 'zod';
 import { CANONICAL_ENTITIES } from './canonical/index.ts';
+import { OUTPUT_FORMATS } from './canonical-mapping.ts';
 import { API_VERSION } from './common.ts';
-import { deliverySchema, httpPollSourceSchema, streamSettingsSchema } from './integration-flow.ts';
+import {
+  AUTH_TYPES,
+  deliverySchema,
+  HTTP_SINK_METHODS,
+  httpPollSourceSchema,
+  streamSettingsSchema,
+} from './integration-flow.ts';
 import { reconciliationPolicySpecSchema } from './reconciliation-policy.ts';
 
 /** A secret the worker reads from its environment. */
@@ -22,11 +29,38 @@ const signatureConfig = z
 
 const httpAuthConfig = z
   .object({
-    type: z.enum(['bearer', 'basic', 'apiKey']),
+    type: z.enum(AUTH_TYPES),
     token: secretEnv.optional(),
     username: secretEnv.optional(),
     password: secretEnv.optional(),
     header: z.string().optional(),
+    /** oauth2ClientCredentials */
+    tokenUrl: z.string().optional(),
+    clientId: secretEnv.optional(),
+    clientSecret: secretEnv.optional(),
+    scope: z.string().optional(),
+    clientAuth: z.enum(['basic', 'body']).optional(),
+  })
+  .strict();
+
+const lookupTables = z.record(
+  z.string(),
+  z.object({ values: z.record(z.string(), z.string()), default: z.string().optional() }),
+);
+const mappingLimits = z.object({ timeoutMs: z.number().int(), maxDepth: z.number().int() }).strict();
+
+/** An outbound CanonicalMapping, resolved by the operator: canonical entity -> the target's request. */
+export const workerOutboundMappingSchema = z
+  .object({
+    name: z.string().describe('namespace/name'),
+    generation: z.number().int(),
+    entity: z.enum(CANONICAL_ENTITIES),
+    expression: z.string(),
+    output: z.object({ format: z.enum(OUTPUT_FORMATS), contentType: z.string().optional() }).strict(),
+    headers: z.record(z.string(), z.string()).default({}),
+    params: z.record(z.string(), z.string()).default({}),
+    lookups: lookupTables,
+    limits: mappingLimits,
   })
   .strict();
 
@@ -55,8 +89,27 @@ export const workerSinkSchema = z.discriminatedUnion('type', [
     .object({
       name: z.string(),
       type: z.literal('http'),
+      /** A URL template: {name} placeholders in its path and query. */
       url: z.string(),
-      method: z.enum(['POST', 'PUT']),
+      method: z.enum(HTTP_SINK_METHODS),
+      bodyMapping: workerOutboundMappingSchema.optional(),
+      update: z
+        .object({ url: z.string(), method: z.enum(HTTP_SINK_METHODS) })
+        .strict()
+        .optional(),
+      xref: z
+        .object({
+          system: z.string(),
+          entity: z.enum(CANONICAL_ENTITIES),
+          capture: z.string().optional(),
+          links: z.record(z.string(), z.string()).default({}),
+        })
+        .strict()
+        .optional(),
+      alreadyExists: z
+        .object({ statuses: z.array(z.number().int()), bodyPattern: z.string().optional() })
+        .strict()
+        .optional(),
       headers: z.record(z.string(), z.string()).default({}),
       auth: httpAuthConfig.optional(),
       idempotencyKeyHeader: z.string(),
@@ -83,11 +136,8 @@ export const workerMappingSchema = z
     expression: z.string(),
     businessKey: z.string(),
     /** Lookup tables resolved by the operator (ConfigMap tables inlined). */
-    lookups: z.record(
-      z.string(),
-      z.object({ values: z.record(z.string(), z.string()), default: z.string().optional() }),
-    ),
-    limits: z.object({ timeoutMs: z.number().int(), maxDepth: z.number().int() }).strict(),
+    lookups: lookupTables,
+    limits: mappingLimits,
   })
   .strict();
 
@@ -114,6 +164,10 @@ export const flowWorkerConfigSchema = z
         deadLetterSubject: z.string(),
         deadLetterStream: z.string(),
         stateBucket: z.string().describe('KV bucket for cursors and other worker state.'),
+        xrefBucket: z
+          .string()
+          .optional()
+          .describe("The namespace's cross-reference store (KV bucket); absent in older configs."),
       })
       .strict(),
     source: workerSourceSchema,

@@ -8,6 +8,7 @@
 
 import { expandPaths, loadDocuments } from '../cli/load-documents.ts';
 import { collectConfigMaps, collectMappings, resolveDefinition } from '../cli/mapping-test.ts';
+import { inboundDefinition } from '../runtime/mapping/definition.ts';
 import { compileMapping, type EngineMapping } from '../runtime/mapping/engine.ts';
 import { createLookup, money, moneyAdd, moneyMul, moneySub, moneySum } from '../runtime/mapping/functions.ts';
 import { toJsonValue } from '../runtime/mapping/json.ts';
@@ -84,11 +85,14 @@ export async function runMappingBench(options: MappingBenchOptions): Promise<Map
   const { documents } = await loadDocuments(await expandPaths([examples]));
   const configMaps = collectConfigMaps(documents);
   const selected = collectMappings(documents).filter(
-    (m) => options.filters.length === 0 || options.filters.some((f) => `mapping/${m.name}`.includes(f)),
+    (m) =>
+      m.spec.direction === 'inbound' &&
+      (options.filters.length === 0 || options.filters.some((f) => `mapping/${m.name}`.includes(f))),
   );
   const results: MappingBenchResult[] = [];
   for (const m of selected) {
-    const { definition, problems } = resolveDefinition(m, configMaps);
+    const { lookups, problems } = resolveDefinition(m, configMaps);
+    const definition = lookups && inboundDefinition(`${m.namespace}/${m.name}`, 0, m.spec, lookups);
     const input = m.spec.tests[0]?.input;
     if (!definition || input === undefined) {
       throw new Error(

@@ -9,13 +9,20 @@ import { type CanonicalMappingSpec, canonicalMappingSpecSchema } from '../api/ca
 import { type SourceDocument, validateDocuments } from '../api/validate.ts';
 import { tableFromConfigMap } from '../operator/reconcile/lookups.ts';
 import {
+  compileSpec,
+  inboundDefinition,
+  outboundDefinition,
+  type ResolvedLookups,
+  runSpecTests,
+} from '../runtime/mapping/definition.ts';
+import {
   compileMapping,
   formatTestResults,
-  type MappingDefinition,
   MappingError,
-  runTestCases,
   type TestCaseResult,
 } from '../runtime/mapping/index.ts';
+import { compileOutboundMapping } from '../runtime/mapping/outbound.ts';
+import { fixtureSource, withXrefs } from '../runtime/xref/context.ts';
 import { InputError, UsageError } from './errors.ts';
 import { inputFiles, loadDocuments, textOrJson } from './load-documents.ts';
 
@@ -49,8 +56,8 @@ export interface MappingProblem {
 }
 
 export interface MappingTestOutcome {
-  /** The mapping ready to run; absent when a lookup table could not be resolved. */
-  definition?: MappingDefinition;
+  /** The lookup tables resolved; absent when one could not be. */
+  lookups?: ResolvedLookups;
   /** Unresolvable lookup tables or a compile error: when not empty, no case ran. */
   problems: MappingProblem[];
   /** One result per embedded test case, in spec order. */
@@ -103,9 +110,9 @@ function namespaceOf(d: Meta): string {
 export function resolveDefinition(
   m: MappingSource,
   configMaps: ConfigMaps,
-): { definition?: MappingDefinition; problems: MappingProblem[] } {
+): { lookups?: ResolvedLookups; problems: MappingProblem[] } {
   const problems: MappingProblem[] = [];
-  const lookups: MappingDefinition['lookups'] = {};
+  const lookups: ResolvedLookups = {};
   m.spec.lookups.forEach((table, i) => {
     let values = table.inline;
     const ref = table.configMapRef;
@@ -131,39 +138,26 @@ export function resolveDefinition(
     };
   });
   if (problems.length > 0) return { problems };
-  return {
-    problems,
-    definition: {
-      name: `${m.namespace}/${m.name}`,
-      generation: 0,
-      entity: m.spec.entity,
-      expression: m.spec.expression,
-      businessKey: m.spec.businessKey,
-      lookups,
-      limits: m.spec.limits,
-    },
-  };
+  return { problems, lookups };
 }
 
 /** Resolve, compile and run the embedded cases of one mapping, as the operator does. */
 export async function testMapping(m: MappingSource, configMaps: ConfigMaps): Promise<MappingTestOutcome> {
-  const { definition, problems } = resolveDefinition(m, configMaps);
-  if (!definition) return { problems, results: [] };
+  const { lookups, problems } = resolveDefinition(m, configMaps);
+  if (!lookups) return { problems, results: [] };
+  const name = `${m.namespace}/${m.name}`;
   try {
-    compileMapping(definition);
+    compileSpec(name, m.spec, lookups);
   } catch (err) {
     if (!(err instanceof MappingError)) throw err;
     const part = 'part' in err && typeof err.part === 'string' ? err.part : 'expression';
     const path = `spec.${part}`;
     // The engine's messages name the field themselves; the path already says it.
     const message = err.message.startsWith(`${path} `) ? err.message.slice(path.length + 1) : err.message;
-    return { definition, problems: [{ path, message }], results: [] };
+    return { lookups, problems: [{ path, message }], results: [] };
   }
-  const results = await runTestCases(
-    definition,
-    m.spec.tests.map((t) => ({ name: t.name, input: t.input, expected: t.expected, match: t.match })),
-  );
-  return { definition, problems: [], results };
+  const results = await runSpecTests(name, m.spec, lookups);
+  return { lookups, problems: [], results };
 }
 
 /** The first line that says what is wrong with a failed case, for one-line reports. */
@@ -274,8 +268,8 @@ export async function mappingTestCommand(
     const outcome = await testMapping(s.source, configMaps);
     report.problems = outcome.problems;
     report.cases = outcome.results;
-    if (outcome.definition && outcome.problems.length === 0) {
-      report.inputs = await mapInputs(outcome.definition, inputs);
+    if (outcome.lookups && outcome.problems.length === 0) {
+      report.inputs = await mapInputs(s.source, outcome.lookups, inputs);
     }
     report.passed =
       report.problems.length === 0 && report.cases.every((c) => c.passed) && report.inputs.every(isMapped);
@@ -355,12 +349,36 @@ async function readPayloads(file: string): Promise<InputPayload[]> {
   return docs.map((payload, i) => ({ label: `${file}#${i + 1}`, payload }));
 }
 
-async function mapInputs(def: MappingDefinition, inputs: InputPayload[]): Promise<InputResult[]> {
-  const mapping = compileMapping(def);
+/**
+ * Map sample payloads: inbound to the canonical output and its key; outbound (a canonical entity in)
+ * to the request it renders. No cross-reference store offline: a mapping that reads one says so.
+ */
+async function mapInputs(
+  m: MappingSource,
+  lookups: ResolvedLookups,
+  inputs: InputPayload[],
+): Promise<InputResult[]> {
+  const name = `${m.namespace}/${m.name}`;
+  const run =
+    m.spec.direction === 'outbound'
+      ? (() => {
+          const mapping = compileOutboundMapping(outboundDefinition(name, 0, m.spec, lookups));
+          return async (payload: unknown) => {
+            const r = await withXrefs(fixtureSource([]), (b) => mapping.render(payload, b));
+            return {
+              key: '(outbound request)',
+              output: { body: r.value, contentType: r.contentType, headers: r.headers, params: r.params },
+            };
+          };
+        })()
+      : (() => {
+          const mapping = compileMapping(inboundDefinition(name, 0, m.spec, lookups));
+          return (payload: unknown) => withXrefs(fixtureSource([]), (b) => mapping.map(payload, b));
+        })();
   const results: InputResult[] = [];
   for (const { label, payload } of inputs) {
     try {
-      const { output, key } = await mapping.map(payload);
+      const { output, key } = await run(payload);
       results.push({ input: label, key, output });
     } catch (err) {
       results.push({ input: label, error: err instanceof Error ? err.message : String(err) });

@@ -11,7 +11,8 @@ import type { ResolvedLookups } from '../operator/reconcile/lookups.ts';
 import { tableFromConfigMap } from '../operator/reconcile/lookups.ts';
 import { renderWorkerConfig } from '../operator/render/worker-config.ts';
 import { type FlowWorkerHandle, runFlowWorker } from '../runtime/flow/worker.ts';
-import { formatTestResults, runTestCases } from '../runtime/mapping/index.ts';
+import { runSpecTests } from '../runtime/mapping/definition.ts';
+import { formatTestResults } from '../runtime/mapping/index.ts';
 import { createLogger } from '../runtime/telemetry/logger.ts';
 import { InputError } from './errors.ts';
 import { expandPaths, loadDocuments } from './load-documents.ts';
@@ -98,7 +99,7 @@ export async function startStandalone(
         natsServers: opts.natsServers,
       });
       // As the operator does: a mapping whose embedded tests fail does not run.
-      const results = await runTestCases(config.mapping, mappingSpec.tests);
+      const results = await runSpecTests(config.mapping.name, mappingSpec, lookups);
       if (results.some((r) => !r.passed)) {
         throw new InputError(
           `mapping ${spec.mappingRef.name}: ${formatTestResults(config.mapping.name, results)}`,

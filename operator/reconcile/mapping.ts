@@ -1,12 +1,8 @@
 // CanonicalMapping reconcile: compile the expression, run its embedded test cases, report on
 // status. Flows using the mapping are requeued by the controller when it changes.
-import { canonicalMappingSpecSchema } from '../../api/canonical-mapping.ts';
-import {
-  compileMapping,
-  formatTestResults,
-  MappingError,
-  runTestCases,
-} from '../../runtime/mapping/index.ts';
+import { type CanonicalMappingSpec, canonicalMappingSpecSchema } from '../../api/canonical-mapping.ts';
+import { compileSpec, type ResolvedLookups, runSpecTests } from '../../runtime/mapping/definition.ts';
+import { formatTestResults, MappingError } from '../../runtime/mapping/index.ts';
 import type { MappingDefinition } from '../../runtime/mapping/types.ts';
 import { LookupNotFoundError } from '../errors.ts';
 import { CANONICAL_MAPPINGS } from '../kube/resources.ts';
@@ -57,17 +53,8 @@ export async function reconcileMapping(
     return { requeueAfterMs: 30_000 };
   }
 
-  // 3. Compile and run the embedded tests.
-  const def: MappingDefinition = {
-    name: `${namespace}/${name}`,
-    generation: mapping.metadata.generation ?? 0,
-    entity: spec.entity,
-    expression: spec.expression,
-    businessKey: spec.businessKey,
-    lookups,
-    limits: spec.limits,
-  };
-  const outcome = await testOutcome(def, spec.tests);
+  // 3. Compile and run the embedded tests (inbound or outbound, by spec.direction).
+  const outcome = await testOutcome(`${namespace}/${name}`, spec, lookups);
   await writeStatus(ctx, CANONICAL_MAPPINGS, mapping, outcome.outcome, {
     testsPassed: outcome.passed,
     testsFailed: outcome.failed,
@@ -76,26 +63,24 @@ export async function reconcileMapping(
 }
 
 async function testOutcome(
-  def: MappingDefinition,
-  tests: { name: string; input?: unknown; expected?: unknown; match: 'exact' | 'partial' }[],
+  name: string,
+  spec: CanonicalMappingSpec,
+  lookups: ResolvedLookups,
 ): Promise<{ outcome: Outcome; passed: number; failed: number }> {
   try {
-    compileMapping(def);
+    compileSpec(name, spec, lookups);
   } catch (err) {
     if (!(err instanceof MappingError)) throw err;
     return {
       outcome: { ready: false, stalled: true, reason: MAPPING_REASONS.compileFailed, message: err.message },
       passed: 0,
-      failed: tests.length,
+      failed: spec.tests.length,
     };
   }
-  const results = await runTestCases(
-    def,
-    tests.map((t) => ({ name: t.name, input: t.input, expected: t.expected, match: t.match })),
-  );
+  const results = await runSpecTests(name, spec, lookups);
   const failed = results.filter((r) => !r.passed).length;
   const passed = results.length - failed;
-  const message = formatTestResults(def.name, results);
+  const message = formatTestResults(name, results);
   return failed === 0
     ? { outcome: { ready: true, reason: MAPPING_REASONS.testsPassed, message }, passed, failed }
     : {

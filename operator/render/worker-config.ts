@@ -10,6 +10,7 @@ import {
   reconWorkerConfigSchema,
   type WorkerConfig,
 } from '../../api/worker-config.ts';
+import { inboundDefinition, outboundDefinition } from '../../runtime/mapping/definition.ts';
 import {
   CANONICAL_SINK_NAME,
   canonicalStreamName,
@@ -18,6 +19,7 @@ import {
   policyNames,
 } from '../../runtime/nats/canonical.ts';
 import { flowNames } from '../../runtime/nats/flow-resources.ts';
+import { xrefBucketName } from '../../runtime/xref/keys.ts';
 import { WORKER_HTTP_PORT } from './labels.ts';
 
 export interface SecretEnvVar {
@@ -32,18 +34,22 @@ export interface WorkerConfigInput {
   mapping: { name: string; generation: number; spec: CanonicalMappingSpec };
   /** Lookup tables by name, ConfigMap-backed ones already read. */
   lookups: Record<string, { values: Record<string, string>; default?: string }>;
+  /** The outbound mappings the sinks reference (bodyMappingRef), by name. */
+  outboundMappings?: ReadonlyMap<string, ResolvedOutboundMapping>;
   natsServers: string[];
 }
 
 type SecretRef = { name: string; key: string };
 
-type AuthSpec = {
-  type: 'bearer' | 'basic' | 'apiKey';
-  tokenSecretRef?: SecretRef;
-  usernameSecretRef?: SecretRef;
-  passwordSecretRef?: SecretRef;
-  header?: string;
-};
+type AuthSpec = NonNullable<Extract<IntegrationFlowSpec['sinks'][number]['http'], object>['auth']>;
+
+/** An outbound CanonicalMapping a sink references, with its lookup tables resolved. */
+export interface ResolvedOutboundMapping {
+  name: string;
+  generation: number;
+  spec: CanonicalMappingSpec;
+  lookups: Record<string, { values: Record<string, string>; default?: string }>;
+}
 
 export function renderWorkerConfig(input: WorkerConfigInput): { config: WorkerConfig; env: SecretEnvVar[] } {
   const env: SecretEnvVar[] = [];
@@ -58,6 +64,13 @@ export function renderWorkerConfig(input: WorkerConfigInput): { config: WorkerCo
       ...(a.usernameSecretRef ? { username: secret(`${prefix}_USERNAME`, a.usernameSecretRef) } : {}),
       ...(a.passwordSecretRef ? { password: secret(`${prefix}_PASSWORD`, a.passwordSecretRef) } : {}),
       ...(a.header ? { header: a.header } : {}),
+      ...(a.tokenUrl ? { tokenUrl: a.tokenUrl } : {}),
+      ...(a.clientIdSecretRef ? { clientId: secret(`${prefix}_CLIENT_ID`, a.clientIdSecretRef) } : {}),
+      ...(a.clientSecretSecretRef
+        ? { clientSecret: secret(`${prefix}_CLIENT_SECRET`, a.clientSecretSecretRef) }
+        : {}),
+      ...(a.scope ? { scope: a.scope } : {}),
+      ...(a.type === 'oauth2ClientCredentials' ? { clientAuth: a.clientAuth } : {}),
     };
 
   const { spec } = input;
@@ -93,11 +106,44 @@ export function renderWorkerConfig(input: WorkerConfigInput): { config: WorkerCo
     if (s.type === 'http' && s.http) {
       const h = s.http;
       const a = auth(`TALLY_SINK_${i}`, h.auth);
+      const outbound = h.bodyMappingRef ? input.outboundMappings?.get(h.bodyMappingRef.name) : undefined;
+      if (h.bodyMappingRef && !outbound) {
+        throw new Error(`sink ${s.name}: outbound mapping ${h.bodyMappingRef.name} was not resolved`);
+      }
       return {
         name: s.name,
         type: 'http' as const,
         url: h.url,
         method: h.method,
+        ...(outbound
+          ? {
+              bodyMapping: outboundDefinition(
+                `${input.namespace}/${outbound.name}`,
+                outbound.generation,
+                outbound.spec,
+                outbound.lookups,
+              ),
+            }
+          : {}),
+        ...(h.update ? { update: { url: h.update.url ?? h.url, method: h.update.method } } : {}),
+        ...(h.xref
+          ? {
+              xref: {
+                system: h.xref.system,
+                entity: h.xref.entity ?? spec.entity,
+                ...(h.xref.capture ? { capture: h.xref.capture } : {}),
+                links: h.xref.links ?? {},
+              },
+            }
+          : {}),
+        ...(h.alreadyExists
+          ? {
+              alreadyExists: {
+                statuses: h.alreadyExists.statuses,
+                ...(h.alreadyExists.bodyPattern ? { bodyPattern: h.alreadyExists.bodyPattern } : {}),
+              },
+            }
+          : {}),
         headers: h.headers ?? {},
         ...(a ? { auth: a } : {}),
         idempotencyKeyHeader: h.idempotencyKeyHeader,
@@ -144,17 +190,10 @@ export function renderWorkerConfig(input: WorkerConfigInput): { config: WorkerCo
       deadLetterSubject: names.deadLetterSubject,
       deadLetterStream: names.deadLetterStream,
       stateBucket: names.stateBucket,
+      xrefBucket: xrefBucketName(input.namespace),
     },
     source,
-    mapping: {
-      name: `${input.namespace}/${m.name}`,
-      generation: m.generation,
-      entity: m.spec.entity,
-      expression: m.spec.expression,
-      businessKey: m.spec.businessKey,
-      lookups: input.lookups,
-      limits: m.spec.limits,
-    },
+    mapping: inboundDefinition(`${input.namespace}/${m.name}`, m.generation, m.spec, input.lookups),
     sinks,
     delivery: spec.delivery,
     stream: spec.stream,

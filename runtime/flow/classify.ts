@@ -2,7 +2,9 @@
 // and what bounded reason and permanence does an error carry.
 import { BusError } from '../bus/errors.ts';
 import { MappingError } from '../mapping/errors.ts';
+import { XrefMissingError } from '../xref/context.ts';
 import { EnvelopeError, FlowErrorCode, PayloadError, SinkError } from './errors.ts';
+import { StateStoreError } from './state/kv-store.ts';
 
 export type HttpOutcome = 'delivered' | 'transient' | 'permanent';
 
@@ -43,6 +45,11 @@ export const FAILURE_REASONS = [
   'sink_timeout',
   'sink_throttled',
   'sink_circuit_open',
+  'sink_url_template',
+  'sink_auth_refused',
+  'capture_missing',
+  'sink_conflict',
+  'waiting_for_xref',
   'bus_unavailable',
   'internal',
 ] as const;
@@ -59,6 +66,14 @@ export interface Failure {
   retryAfterMs?: number;
 }
 
+/** Sink failures whose reason is their code's, permanent or not. */
+const SINK_CODE_REASONS: Partial<Record<string, FailureReason>> = {
+  [FlowErrorCode.SinkUrlTemplate]: 'sink_url_template',
+  [FlowErrorCode.SinkAuthRefused]: 'sink_auth_refused',
+  [FlowErrorCode.CaptureMissing]: 'capture_missing',
+  [FlowErrorCode.SinkConflict]: 'sink_conflict',
+};
+
 export function classifyFailure(err: unknown): Failure {
   const e = err instanceof Error ? err : new Error(String(err));
   const base = { errorClass: e.name, message: e.message };
@@ -74,16 +89,23 @@ export function classifyFailure(err: unknown): Failure {
   }
   if (e instanceof EnvelopeError)
     return { ...base, reason: 'invalid_envelope', permanent: true, code: e.code };
+  if (e instanceof XrefMissingError) {
+    return { ...base, reason: 'waiting_for_xref', permanent: false, code: e.code };
+  }
+  if (e instanceof StateStoreError)
+    return { ...base, reason: 'bus_unavailable', permanent: false, code: e.code };
   if (e instanceof SinkError) {
-    const reason: FailureReason = e.permanent
-      ? 'sink_rejected'
-      : e.code === FlowErrorCode.SinkTimeout
-        ? 'sink_timeout'
-        : e.code === FlowErrorCode.SinkThrottled
-          ? 'sink_throttled'
-          : e.code === FlowErrorCode.SinkCircuitOpen
-            ? 'sink_circuit_open'
-            : 'sink_unavailable';
+    const reason: FailureReason = SINK_CODE_REASONS[e.code]
+      ? SINK_CODE_REASONS[e.code]!
+      : e.permanent
+        ? 'sink_rejected'
+        : e.code === FlowErrorCode.SinkTimeout
+          ? 'sink_timeout'
+          : e.code === FlowErrorCode.SinkThrottled
+            ? 'sink_throttled'
+            : e.code === FlowErrorCode.SinkCircuitOpen
+              ? 'sink_circuit_open'
+              : 'sink_unavailable';
     return {
       ...base,
       reason,

@@ -11,6 +11,14 @@ export const FlowErrorCode = {
   SinkThrottled: 'FLOW_SINK_THROTTLED',
   /** The sink's circuit breaker is open: it was not called. */
   SinkCircuitOpen: 'FLOW_SINK_CIRCUIT_OPEN',
+  /** The sink URL template names a value this event does not give. */
+  SinkUrlTemplate: 'FLOW_SINK_URL_TEMPLATE',
+  /** The credentials were refused (token endpoint, or 401 again with a fresh token). */
+  SinkAuthRefused: 'FLOW_SINK_AUTH_REFUSED',
+  /** The target took the event but its answer lacks the id xref.capture selects. */
+  CaptureMissing: 'FLOW_CAPTURE_MISSING',
+  /** The target says the object exists, and neither Tally nor the answer knows its id. */
+  SinkConflict: 'FLOW_SINK_CONFLICT',
   MissingSecret: 'FLOW_MISSING_SECRET',
   UnsupportedSource: 'FLOW_UNSUPPORTED_SOURCE',
 } as const;

@@ -58,6 +58,7 @@ function fakeSink(name: string, script: Script = () => undefined): Sink & { got:
       const sent = JSON.parse(Buffer.from(body).toString('utf8')) as CanonicalEvent;
       expect(sent).toMatchObject(event);
       got.push(sent);
+      return undefined;
     },
     async close() {},
   };
@@ -333,7 +334,12 @@ describe('createProcessor heartbeat', () => {
     const slow = new Promise<void>((r) => {
       release = r;
     });
-    const sink: Sink = { name: 'slow', type: 'http', deliver: () => slow, async close() {} };
+    const sink: Sink = {
+      name: 'slow',
+      type: 'http',
+      deliver: () => slow.then(() => undefined),
+      async close() {},
+    };
     const process = createProcessor({
       config: { ...config, delivery: { ...config.delivery, ackWaitMs: 3_000 } },
       mapping,

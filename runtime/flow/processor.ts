@@ -7,12 +7,13 @@ import type { BusMessage, BusWriter } from '../bus/types.ts';
 import type { CompiledMapping } from '../mapping/types.ts';
 import { type Logger, messageLogger } from '../telemetry/logger.ts';
 import type { FlowMetrics } from '../telemetry/metrics.ts';
+import type { XrefSource } from '../xref/context.ts';
 import { nakDelayMs, retryDelayMs } from './backoff.ts';
 import { type Failure, SINK_WAIT_REASONS } from './classify.ts';
 import { DLQ_HEADERS, deadLetterHeaders, deadLetterMsgId } from './dead-letter.ts';
 import { SinkError } from './errors.ts';
 import { INGEST_HEADERS, usableId } from './ingest.ts';
-import type { Sink } from './sinks/types.ts';
+import type { Sink, SinkReceipt } from './sinks/types.ts';
 import { parseTraceparent, traceFromSeed } from './trace.ts';
 import { createTransform, type EventHead, failureOf, type Transform, TransformFailure } from './transform.ts';
 
@@ -21,6 +22,8 @@ export interface ProcessorDeps {
     delivery: { maxDeliver: number; initialBackoffMs: number; maxBackoffMs: number; ackWaitMs: number };
   };
   mapping: CompiledMapping;
+  /** The cross-reference store the mapping may read ($xref, $customer, $product). */
+  xref?: XrefSource;
   /** The per-event work; default ./transform.ts with `mapping`, in this thread. */
   transform?: Transform;
   sinks: readonly Sink[];
@@ -62,7 +65,7 @@ export function ingestedAtMs(message: BusMessage): number {
 
 export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => Promise<Outcome> {
   const { config, metrics } = deps;
-  const transform = deps.transform ?? createTransform(config, deps.mapping);
+  const transform = deps.transform ?? createTransform(config, deps.mapping, deps.xref);
   const now = deps.now ?? (() => new Date());
   const flowId = `${config.flow.namespace}/${config.flow.name}`;
   const policy = { initialMs: config.delivery.initialBackoffMs, maxMs: config.delivery.maxBackoffMs };
@@ -99,6 +102,7 @@ export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => P
     track(message);
     let event: EventHead | undefined;
     let grandTotal: { amount: string; currency: string } | undefined;
+    const receipts: [string, SinkReceipt][] = [];
     try {
       try {
         const result = await transform({
@@ -111,15 +115,19 @@ export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => P
         event = result.head;
         grandTotal = result.grandTotal;
         fields.businessKey = event.subject;
-        const { head, body } = result;
-        const results = await Promise.allSettled(deps.sinks.map((s) => s.deliver(head, body)));
+        const { head, body, data } = result;
+        const results = await Promise.allSettled(deps.sinks.map((s) => s.deliver(head, body, data)));
         const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
         if (errors.length > 0) throw decisiveError(errors);
+        results.forEach((r, i) => {
+          if (r.status === 'fulfilled' && r.value) receipts.push([deps.sinks[i]!.name, r.value]);
+        });
       } catch (err) {
         return await fail(message, err, log(), sourceMsgId, event);
       }
       await message.ack();
       for (const s of deps.sinks) metrics.delivered(s.name);
+      for (const [sink, r] of receipts) metrics.sinkWrite(sink, r.outcome);
       metrics.endToEnd(Math.max(0, now().getTime() - ingestedAtMs(message)) / 1000);
       if (grandTotal) {
         try {
@@ -130,7 +138,22 @@ export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => P
       }
       if (deps.logger.isLevelEnabled('info')) {
         log().info(
-          { eventId: event.id, attempt: message.deliveryCount, sinks: deps.sinks.map((s) => s.name) },
+          {
+            eventId: event.id,
+            attempt: message.deliveryCount,
+            sinks: deps.sinks.map((s) => s.name),
+            // The ids targets gave the object, e.g. {"netsuite-orders": {outcome: "created", id: "1042"}}.
+            ...(receipts.length > 0
+              ? {
+                  targets: Object.fromEntries(
+                    receipts.map(([sink, r]) => [
+                      sink,
+                      { outcome: r.outcome, system: r.system, id: r.targetId },
+                    ]),
+                  ),
+                }
+              : {}),
+          },
           'delivered',
         );
       }

@@ -6,6 +6,7 @@
 import type { CanonicalEvent } from '../../api/envelope.ts';
 import type { FlowWorkerConfig } from '../../api/worker-config.ts';
 import type { CompiledMapping } from '../mapping/types.ts';
+import { withXrefs, type XrefSource } from '../xref/context.ts';
 import { classifyFailure, type Failure } from './classify.ts';
 import { buildEnvelope } from './envelope.ts';
 import { PayloadError } from './errors.ts';
@@ -28,6 +29,8 @@ export type TransformResult =
       head: EventHead;
       /** The serialised envelope every sink sends. */
       body: Uint8Array;
+      /** The canonical entity (what outbound mappings and URL templates read). */
+      data: Record<string, unknown>;
       /** The order's grand total, for the business counters (orders only). */
       grandTotal?: { amount: string; currency: string };
     }
@@ -72,10 +75,13 @@ function grandTotalOf(event: CanonicalEvent): { amount: string; currency: string
 export function createTransform(
   config: Pick<FlowWorkerConfig, 'flow' | 'mapping'>,
   mapping: CompiledMapping,
+  /** The cross-reference store, for mappings that call $xref, $customer or $product. */
+  xref?: XrefSource,
 ): Transform {
   return async (input) => {
     try {
-      const mapped = await mapping.map(parseJson(input.data));
+      const payload = parseJson(input.data);
+      const mapped = await withXrefs(xref, (bindings) => mapping.map(payload, bindings));
       const event = buildEnvelope({
         flow: config.flow,
         mapping: config.mapping,
@@ -88,7 +94,7 @@ export function createTransform(
       const body = Buffer.from(JSON.stringify(event));
       const { data: _data, ...head } = event;
       const grandTotal = grandTotalOf(event);
-      return { ok: true, head, body, ...(grandTotal ? { grandTotal } : {}) };
+      return { ok: true, head, body, data: mapped.output, ...(grandTotal ? { grandTotal } : {}) };
     } catch (err) {
       return { ok: false, failure: classifyFailure(err) };
     }

@@ -13,6 +13,8 @@ import type { CompiledMapping } from '../mapping/types.ts';
 import { flowNames, isOrdered, partitionCount } from '../nats/flow-resources.ts';
 import { createLogger, type Logger } from '../telemetry/logger.ts';
 import { createFlowMetrics } from '../telemetry/metrics.ts';
+import { connectXrefStore } from '../xref/connect.ts';
+import { xrefBucketName } from '../xref/keys.ts';
 import { FlowErrorCode, WorkerStartupError } from './errors.ts';
 import { createIngestRouter } from './partition.ts';
 import { createProcessor } from './processor.ts';
@@ -137,6 +139,9 @@ export async function runFlowWorker(
   let poller: HttpPollHandle | undefined; // httpPoll source
   let stopping = false;
 
+  // The namespace's cross-reference store: connected on first use (mappings and sinks that read it).
+  const xrefBucket = config.nats.xrefBucket ?? xrefBucketName(config.flow.namespace);
+  const xref = connectXrefStore(config.nats.servers, xrefBucket, `tally-flow ${flowId} xref`);
   // HTTP sinks first: a missing auth secret must stop us before we touch NATS.
   const sinks: Sink[] = [];
   const lazyBus = {
@@ -153,6 +158,8 @@ export async function runFlowWorker(
         sinks.push(
           createHttpSink(s, {
             env,
+            xref,
+            flow: flowId,
             observe,
             maxRetryAfterMs: durationMs(config.delivery.maxBackoff),
             onCircuitChange: (from, to) => {
@@ -171,6 +178,7 @@ export async function runFlowWorker(
     }
   } catch (err) {
     await Promise.all(sinks.map((s) => s.close()));
+    await xref.close();
     throw err;
   }
   // Every partition consumer keeps one pull open, each needing a slot: at least one per partition.
@@ -221,6 +229,7 @@ export async function runFlowWorker(
     );
   } catch (err) {
     await Promise.all(sinks.map((s) => s.close()));
+    await xref.close();
     throw err;
   }
 
@@ -269,6 +278,7 @@ export async function runFlowWorker(
         );
       }
       await Promise.all(sinks.map((s) => s.close()));
+      await xref.close();
       await bus?.close();
       logger.info('stopped');
       resolveStopped();
@@ -335,6 +345,7 @@ export async function runFlowWorker(
         },
       },
       mapping,
+      xref,
       sinks,
       bus,
       metrics,

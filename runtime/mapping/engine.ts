@@ -14,6 +14,7 @@ import { copyJsonValue } from './compiler/json-copy.ts';
 import {
   BusinessKeyError,
   CanonicalValidationError,
+  EvaluationSuspended,
   MappingCompileError,
   MappingLimitError,
   type MappingPart,
@@ -42,7 +43,7 @@ export interface EngineMapping extends CompiledMapping {
   evaluate(input: unknown): Promise<unknown>;
 }
 
-interface CompiledPart {
+export interface CompiledPart {
   part: MappingPart;
   source: string;
   interpreter: jsonata.Expression;
@@ -58,28 +59,8 @@ export function compileMapping(def: MappingDefinition, options: CompileMappingOp
   const expression = compilePart('expression', definition.expression, definition, mode);
   const businessKey = compilePart('businessKey', definition.businessKey, definition, mode);
   const schema = canonicalSchemas[definition.entity];
-  // The fast path is synchronous: it may hold the event loop for a slice as short as the interpreter's.
-  const slice = Math.min(definition.limits.timeoutMs, YIELD_AFTER_MS);
-
-  async function evaluate(compiled: CompiledPart, input: unknown) {
-    if (compiled.fast) {
-      try {
-        return compiled.fast.evaluate(input, undefined, { timeSliceMs: slice });
-      } catch (err) {
-        if (err instanceof FastPathTimeSlice && slice >= definition.limits.timeoutMs) {
-          throw new MappingLimitError(compiled.part, 'timeoutMs', definition.limits.timeoutMs, {
-            cause: err,
-          });
-        }
-        // Otherwise the interpreter evaluates it again, and its result or error is the answer.
-      }
-    }
-    try {
-      return await compiled.interpreter.evaluate(input);
-    } catch (err) {
-      throw evaluationError(compiled.part, compiled.source, definition.limits, err);
-    }
-  }
+  const evaluate = (compiled: CompiledPart, input: unknown, bindings?: Record<string, unknown>) =>
+    evaluatePart(compiled, input, definition.limits, bindings);
 
   return {
     definition,
@@ -95,20 +76,52 @@ export function compileMapping(def: MappingDefinition, options: CompileMappingOp
       },
     },
     evaluate: (input) => evaluate(expression, input),
-    async map(input: unknown): Promise<MappingResult> {
-      const raw = copyJsonValue(await evaluate(expression, input));
+    async map(input: unknown, bindings?: Record<string, unknown>): Promise<MappingResult> {
+      const raw = copyJsonValue(await evaluate(expression, input, bindings));
       const parsed = schema.safeParse(raw);
       if (!parsed.success) {
         throw new CanonicalValidationError(definition.entity, parsed.error.issues, { cause: parsed.error });
       }
       const output = parsed.data as Record<string, unknown>;
-      const key = businessKeyText(definition.businessKey, await evaluate(businessKey, output));
+      const key = businessKeyText(definition.businessKey, await evaluate(businessKey, output, bindings));
       return { output, key };
     },
   };
 }
 
-function checkLimits(limits: MappingDefinition['limits']): void {
+/**
+ * Evaluate one compiled expression: the fast path when it has one, else (or when it gives up) the
+ * interpreter, whose answer then stands. `bindings` are JSONata variables of this evaluation only
+ * (the cross-reference context of ../xref/ reads its own from there).
+ */
+export async function evaluatePart(
+  compiled: CompiledPart,
+  input: unknown,
+  limits: MappingDefinition['limits'],
+  bindings?: Record<string, unknown>,
+): Promise<unknown> {
+  // The fast path is synchronous: it may hold the event loop for a slice as short as the interpreter's.
+  const slice = Math.min(limits.timeoutMs, YIELD_AFTER_MS);
+  if (compiled.fast) {
+    try {
+      return compiled.fast.evaluate(input, bindings, { timeSliceMs: slice });
+    } catch (err) {
+      if (err instanceof EvaluationSuspended) throw err;
+      if (err instanceof FastPathTimeSlice && slice >= limits.timeoutMs) {
+        throw new MappingLimitError(compiled.part, 'timeoutMs', limits.timeoutMs, { cause: err });
+      }
+      // Otherwise the interpreter evaluates it again, and its result or error is the answer.
+    }
+  }
+  try {
+    return await compiled.interpreter.evaluate(input, bindings);
+  } catch (err) {
+    if (isSuspended(err)) throw err;
+    throw evaluationError(compiled.part, compiled.source, limits, err);
+  }
+}
+
+export function checkLimits(limits: MappingDefinition['limits']): void {
   for (const name of ['timeoutMs', 'maxDepth'] as const) {
     const value = limits[name];
     // JSONata treats 0 as "no limit", which is exactly what a limit must not silently become.
@@ -120,10 +133,13 @@ function checkLimits(limits: MappingDefinition['limits']): void {
   }
 }
 
-function compilePart(
+/** The fields of a mapping definition compiling one expression needs (inbound and outbound alike). */
+type PartContext = Pick<MappingDefinition, 'lookups' | 'limits'>;
+
+export function compilePart(
   part: MappingPart,
   source: string,
-  def: MappingDefinition,
+  def: PartContext,
   mode: EvaluationPath,
 ): CompiledPart {
   const interpreter = compileExpression(part, source, def);
@@ -150,7 +166,7 @@ function compilePart(
   return { part, source, interpreter, fast, fallbackReason };
 }
 
-function compileExpression(part: MappingPart, source: string, def: MappingDefinition): jsonata.Expression {
+function compileExpression(part: MappingPart, source: string, def: PartContext): jsonata.Expression {
   let expr: jsonata.Expression;
   try {
     // JSONata checks the depth (nesting of node evaluations, counted per evaluate() call) itself; the
@@ -205,4 +221,13 @@ function businessKeyText(source: string, value: unknown): string {
         ? 'an object'
         : `a ${typeof value}`;
   throw new BusinessKeyError(`spec.businessKey (${expr}) gave ${got}; ${fix}`);
+}
+
+/** JSONata may wrap what a function threw; a suspension passes through either way. */
+function isSuspended(err: unknown): boolean {
+  for (let e = err, i = 0; e && i < 4; i++) {
+    if (e instanceof EvaluationSuspended) return true;
+    e = (e as { error?: unknown; cause?: unknown }).error ?? (e as { cause?: unknown }).cause;
+  }
+  return false;
 }

@@ -16,7 +16,7 @@ export type MappingErrorCode = (typeof MAPPING_ERROR_CODES)[keyof typeof MAPPING
 export type MappingErrorReason = 'compile' | 'evaluation' | 'limit' | 'validation' | 'business_key';
 
 /** Which JSONata expression of the mapping an error belongs to, named as the CanonicalMapping field. */
-export type MappingPart = 'expression' | 'businessKey';
+export type MappingPart = 'expression' | 'businessKey' | `headers.${string}` | `params.${string}`;
 
 /** Where in an expression something went wrong (JSONata reports a character offset). */
 export interface SourceLocation {
@@ -126,4 +126,12 @@ export class BusinessKeyError extends MappingError {
   override name = 'BusinessKeyError';
   readonly code = MAPPING_ERROR_CODES.businessKey;
   readonly reason = 'business_key';
+}
+
+/**
+ * Not a failure: a function of the expression needs data that must be fetched first (a
+ * cross-reference, master data). The caller fetches it and evaluates again (../xref/context.ts).
+ */
+export class EvaluationSuspended extends Error {
+  override name = 'EvaluationSuspended';
 }

@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import * as yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { type CanonicalMappingSpec, canonicalMappingSpecSchema } from '../../api/canonical-mapping.ts';
-import { formatTestResults, runTestCases } from './test-cases.ts';
-import type { MappingDefinition } from './types.ts';
+import { type ResolvedLookups, runSpecTests } from './definition.ts';
+import { formatTestResults } from './test-cases.ts';
 
 const examples = fileURLToPath(new URL('../../examples/', import.meta.url));
 
@@ -43,25 +43,17 @@ function configMapTable(ref: { name: string; key?: string | undefined }): Record
   return yaml.load(data[ref.key] ?? '') as Record<string, string>;
 }
 
-/** What the operator hands the engine, with the tables resolved. */
-function definition(name: string, spec: CanonicalMappingSpec): MappingDefinition {
-  return {
-    name: `default/${name}`,
-    generation: 1,
-    entity: spec.entity,
-    expression: spec.expression,
-    businessKey: spec.businessKey,
-    lookups: Object.fromEntries(
-      spec.lookups.map((t) => [
-        t.name,
-        {
-          values: t.inline ?? configMapTable(t.configMapRef!),
-          ...(t.default === undefined ? {} : { default: t.default }),
-        },
-      ]),
-    ),
-    limits: { timeoutMs: spec.limits.timeoutMs ?? 100, maxDepth: spec.limits.maxDepth ?? 500 },
-  };
+/** The lookup tables as the operator resolves them. */
+function lookupsOf(spec: CanonicalMappingSpec): ResolvedLookups {
+  return Object.fromEntries(
+    spec.lookups.map((t) => [
+      t.name,
+      {
+        values: t.inline ?? configMapTable(t.configMapRef!),
+        ...(t.default === undefined ? {} : { default: t.default }),
+      },
+    ]),
+  );
 }
 
 describe('examples', () => {
@@ -73,11 +65,12 @@ describe('examples', () => {
   });
 
   it.each(mappings.map((m) => [m.file, m] as const))('%s passes its embedded tests', async (_file, m) => {
-    const def = definition(m.name, m.spec);
-    const results = await runTestCases(def, m.spec.tests);
+    const name = `default/${m.name}`;
+    const results = await runSpecTests(name, m.spec, lookupsOf(m.spec));
+    expect(results.length, `${m.file} has no test cases`).toBeGreaterThan(0);
     expect(
       results.every((r) => r.passed),
-      formatTestResults(def.name, results),
+      formatTestResults(name, results),
     ).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
-// The functions a mapping expression can call besides JSONata's own: $lookup for lookup tables and the
-// $money family for exact money. JSONata numbers are binary floats, so money is built from the source
+// The functions a mapping expression can call besides JSONata's own: $lookup for lookup tables, the
+// $money family for exact money, and the cross-reference functions of ../xref/context.ts. JSONata numbers are binary floats, so money is built from the source
 // text (or the shortest float text) and computed in bigint minor units; nothing is ever rounded silently.
 //
 // Like JSONata's own functions these return undefined when a value they need is undefined (a field the
@@ -12,6 +12,8 @@ import {
   minorDigits,
   toMinorUnits,
 } from '../../api/canonical/money.ts';
+import { xrefFunctions } from '../xref/context.ts';
+import { xmlEscape } from './encode.ts';
 import { MappingEvaluationError } from './errors.ts';
 import { isJsonataFunction } from './json.ts';
 import type { MappingDefinition } from './types.ts';
@@ -34,6 +36,8 @@ export function mappingFunctions(lookups: LookupTables): MappingFunction[] {
     { name: 'moneySub', implementation: moneySub },
     { name: 'moneyMul', implementation: moneyMul },
     { name: 'moneySum', implementation: moneySum },
+    { name: 'xmlEscape', implementation: xmlEscape },
+    ...xrefFunctions(),
   ];
 }
 

@@ -15,8 +15,11 @@ export interface MappingResult {
 
 export interface CompiledMapping {
   readonly definition: MappingDefinition;
-  /** Map one source payload. Rejects with one of the MappingError classes of ./errors.ts. */
-  map(input: unknown): Promise<MappingResult>;
+  /**
+   * Map one source payload. Rejects with one of the MappingError classes of ./errors.ts. `bindings`
+   * are variables of this evaluation only (the cross-reference context).
+   */
+  map(input: unknown, bindings?: Record<string, unknown>): Promise<MappingResult>;
 }
 
 export interface TestCase {
@@ -24,6 +27,13 @@ export interface TestCase {
   input: unknown;
   expected: unknown;
   match: 'exact' | 'partial';
+  /** What the cross-reference store holds while the case runs. */
+  xrefs?: readonly { entity: string; key: string; ids: Record<string, string>; data?: unknown }[];
+  /** outbound: headers and URL values the mapping must give (others may be present). */
+  expectedHeaders?: Record<string, string>;
+  expectedParams?: Record<string, string>;
+  /** The case must fail with a message containing this. */
+  expectedError?: string;
 }
 
 export interface TestCaseResult {

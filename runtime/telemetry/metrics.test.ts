@@ -74,6 +74,7 @@ describe('createFlowMetrics', () => {
       'tally_flow_sink_circuit_state',
       'tally_flow_sink_circuit_transitions_total',
       'tally_flow_sink_request_seconds',
+      'tally_flow_sink_writes_total',
       'tally_order_value_total',
       'tally_orders_total',
       'tally_webhook_requests_total',

@@ -17,6 +17,8 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 const END_TO_END_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];
 const CIRCUIT_STATES = ['closed', 'open', 'half_open'] as const;
 
+export type SinkWriteOutcome = 'created' | 'updated' | 'already_exists' | 'known';
+
 export function createFlowMetrics(labels: FlowMetricLabels, options: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
@@ -109,6 +111,12 @@ export function createFlowMetrics(labels: FlowMetricLabels, options: { processMe
     labelNames: ['flow', 'sink', 'state'] as const,
     registers,
   });
+  const sinkWrites = new Counter({
+    name: 'tally_flow_sink_writes_total',
+    help: 'Events a target system took, by what the sink did: created, updated, already_exists (a create the target had already; its id known or captured), known (its id was known and the sink has no update: not sent again).',
+    labelNames: ['flow', 'sink', 'outcome'] as const,
+    registers,
+  });
   const orders = new Counter({
     name: 'tally_orders_total',
     help: 'Canonical orders delivered to every sink, by channel and currency.',
@@ -174,6 +182,8 @@ export function createFlowMetrics(labels: FlowMetricLabels, options: { processMe
       for (const s of CIRCUIT_STATES) circuitState.set({ flow, sink, state: s }, s === state ? 1 : 0);
       if (changed) circuitChanges.inc({ flow, sink, state });
     },
+    /** What a sink with a cross-reference did with one event. */
+    sinkWrite: (sink: string, outcome: SinkWriteOutcome) => sinkWrites.inc({ flow, sink, outcome }),
     webhook: (code: number) => webhookRequests.inc({ flow, channel, code: String(code) }),
     /** Count one delivered order and its grand total. */
     order: (grandTotal: { amount: string; currency: string }) => {

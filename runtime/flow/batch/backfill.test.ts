@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { STATE_ERROR_CODES, type StateStore, StateStoreError } from '../state/kv-store.ts';
+import { memoryStateStore } from '../state/kv-store.ts';
 import {
   BackfillError,
   type BackfillOptions,
@@ -21,29 +21,6 @@ function file(name: string, text: string): string {
   const p = join(dir, `${++fileSeq}-${name}`);
   writeFileSync(p, text);
   return p;
-}
-
-function memoryStore(): StateStore & { data: Map<string, { value: string; revision: number }> } {
-  const data = new Map<string, { value: string; revision: number }>();
-  let seq = 0;
-  return {
-    data,
-    bucket: 'mem',
-    async get<T>(key: string) {
-      const e = data.get(key);
-      return e ? { value: JSON.parse(e.value) as T, revision: e.revision, stored: new Date() } : undefined;
-    },
-    async put(key, value, expected) {
-      if (expected !== undefined && (data.get(key)?.revision ?? 0) !== expected) {
-        throw new StateStoreError(STATE_ERROR_CODES.conflict, 'conflict');
-      }
-      data.set(key, { value: JSON.stringify(value), revision: ++seq });
-      return seq;
-    },
-    async delete(key) {
-      data.delete(key);
-    },
-  };
 }
 
 /** A stream stand-in with Nats-Msg-Id dedupe. */
@@ -132,7 +109,7 @@ describe('backfill', () => {
 
   it('publishes each good row once with file-hash:line ids, skips bad rows, records progress', async () => {
     const p = file('orders.csv', csv);
-    const store = memoryStore();
+    const store = memoryStateStore();
     const { stored, publish } = sink();
     const bad: number[] = [];
     const r = await backfill({
@@ -168,7 +145,7 @@ describe('backfill', () => {
     const lines = ['{"n":0}'];
     for (let i = 1; i < 50; i++) lines.push(JSON.stringify({ n: i }));
     const p = file('big.jsonl', `${lines.join('\n')}\n`);
-    const store = memoryStore();
+    const store = memoryStateStore();
     const { stored, publish } = sink();
     const stop = new AbortController();
     let seen = 0;

@@ -1,27 +1,45 @@
-// HTTP sink: POST/PUT the CloudEvent (structured mode) with an idempotency key, bounded in
-// flight and in rate. 2xx delivered; 408/429/5xx/network errors transient; other answers permanent.
-// A circuit breaker leaves a failing sink alone for a cool-down, and a Retry-After on 429/503
-// pauses the whole sink (not just that event): events meanwhile fail fast without a request, and
-// the processor hands them back to the stream with that delay.
+// HTTP sink: one request per event, bounded in flight and in rate. 2xx delivered; 408/429/5xx/network
+// errors transient; other answers permanent. A circuit breaker leaves a failing sink alone for a
+// cool-down, and a Retry-After on 429/503 pauses the whole sink (not just that event): events
+// meanwhile fail fast without a request, and the processor hands them back with that delay.
+//
+// Speaking the target's own API (docs/two-way-sync.md): an outbound mapping renders the body,
+// headers and URL values (else the CloudEvent is sent); with `xref`, the cross-reference store says
+// whether the target already has the object (update to its id, or nothing to send) or not (create),
+// and the id the target assigns is captured into the store before the event is acknowledged. A
+// create answered "already exists" is delivered when the id is known or can be read from the answer.
 import { Agent, request } from 'undici';
 import { idempotencyKey } from '../../../api/envelope.ts';
 import type { FlowWorkerConfig } from '../../../api/worker-config.ts';
+import { compileOutboundMapping } from '../../mapping/outbound.ts';
+import { withXrefs } from '../../xref/context.ts';
+import type { XrefStore } from '../../xref/store.ts';
 import { classifyHttpStatus, parseRetryAfterMs } from '../classify.ts';
 import { FlowErrorCode, SinkError } from '../errors.ts';
 import { Semaphore, TokenBucket } from '../limits.ts';
 import type { Env } from '../secrets.ts';
 import type { EventHead } from '../transform.ts';
-import { authHeader } from './auth.ts';
+import { requestAuth } from './auth.ts';
+import { answerBody, compileCapture } from './capture.ts';
 import { CircuitBreaker, type CircuitState, DEFAULT_CIRCUIT_BREAKER } from './circuit-breaker.ts';
+import { OAuth2Error } from './oauth2.ts';
+import { isAlreadyExists, planWrite } from './target-write.ts';
 import type { Sink } from './types.ts';
+import { UrlTemplateError } from './url-template.ts';
 
 export type HttpSinkConfig = Extract<FlowWorkerConfig['sinks'][number], { type: 'http' }>;
 
 export const CLOUDEVENTS_JSON = 'application/cloudevents+json; charset=utf-8';
 const ERROR_BODY_BYTES = 2048;
+/** Enough for any id-bearing answer; a larger one is cut (and its capture may then miss). */
+const CAPTURE_BODY_BYTES = 256 * 1024;
 
 export interface HttpSinkOptions {
   env: Env;
+  /** The namespace's cross-reference store; needed by sinks with xref or an outbound mapping. */
+  xref?: XrefStore;
+  /** The flow that writes captured ids (namespace/name), recorded with them. */
+  flow?: string;
   /** Observes each request: status code as text, or "error" / "timeout". */
   observe?: (code: string, seconds: number) => void;
   /** Called when the circuit breaker changes state. */
@@ -39,31 +57,51 @@ export function httpSinkHeaders(
   config: HttpSinkConfig,
   event: EventHead,
   auth: [string, string] | undefined,
+  rendered?: { contentType: string; headers: Record<string, string> },
 ): Record<string, string> {
-  const headers: Record<string, string> = { ...config.headers };
-  headers['content-type'] = CLOUDEVENTS_JSON;
+  const headers: Record<string, string> = { ...config.headers, ...rendered?.headers };
+  headers['content-type'] = rendered?.contentType ?? CLOUDEVENTS_JSON;
   headers[config.idempotencyKeyHeader] = idempotencyKey(event);
   headers.traceparent = event.traceparent;
   if (auth) headers[auth[0]] = auth[1];
   return headers;
 }
 
-async function readSome(body: AsyncIterable<Uint8Array> & { destroy(): void }): Promise<string> {
+async function readSome(
+  body: AsyncIterable<Uint8Array> & { destroy(): void },
+  limit = ERROR_BODY_BYTES,
+): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
     chunks.push(Buffer.from(chunk));
     size += chunk.length;
-    if (size >= ERROR_BODY_BYTES) {
+    if (size >= limit) {
       body.destroy();
       break;
     }
   }
-  return Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES).toString('utf8');
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
+const headerText = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(', ') : (v ?? ''));
+
+function lowerHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), headerText(v)]));
 }
 
 export function createHttpSink(config: HttpSinkConfig, options: HttpSinkOptions): Sink {
-  const auth = config.auth ? authHeader(config.auth, options.env, `sink ${config.name}`) : undefined;
+  const what = `sink ${config.name}`;
+  const auth = config.auth ? requestAuth(config.auth, options.env, what) : undefined;
+  const outbound = config.bodyMapping ? compileOutboundMapping(config.bodyMapping) : undefined;
+  const xrefConfig = config.xref;
+  const capture = xrefConfig ? compileCapture(config.name, xrefConfig) : undefined;
+  const store = options.xref;
+  if ((xrefConfig || outbound) && !store) {
+    throw new Error(
+      `${what}: a cross-reference store is needed (xref or an outbound mapping) but none was given`,
+    );
+  }
   const agent = new Agent({
     connections: config.maxInFlight,
     headersTimeout: config.timeoutMs,
@@ -87,111 +125,231 @@ export function createHttpSink(config: HttpSinkConfig, options: HttpSinkOptions)
   const maxPauseMs = options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
   /** Sink-wide: no request before this (a Retry-After on 429/503). */
   let pausedUntil = 0;
-  const what = `sink ${config.name}: ${config.method} ${config.url}`;
+
+  const sinkError = (
+    message: string,
+    permanent: boolean,
+    code: SinkError['code'],
+    extra: { status?: number; retryAfterMs?: number } = {},
+    cause?: unknown,
+  ) =>
+    new SinkError(message, { sink: config.name, permanent, code, ...extra }, cause ? { cause } : undefined);
 
   /** Throws, without calling the sink, while it asked to be left alone. */
   const checkPause = () => {
     const left = Math.ceil(pausedUntil - now());
     if (left > 0) {
-      throw new SinkError(`${what}: the sink asked to wait (Retry-After); ${left} ms left`, {
-        sink: config.name,
-        permanent: false,
-        code: FlowErrorCode.SinkThrottled,
-        retryAfterMs: left,
-      });
+      throw sinkError(
+        `${what}: the sink asked to wait (Retry-After); ${left} ms left`,
+        false,
+        FlowErrorCode.SinkThrottled,
+        { retryAfterMs: left },
+      );
     }
   };
+
+  const authHeaderOf = async (): Promise<[string, string] | undefined> => {
+    if (!auth) return undefined;
+    try {
+      return await auth.header();
+    } catch (err) {
+      if (err instanceof OAuth2Error) {
+        const refused = err.code === 'OAUTH2_REFUSED' || err.permanent;
+        throw sinkError(
+          `${what}: ${err.message}`,
+          refused,
+          refused ? FlowErrorCode.SinkAuthRefused : FlowErrorCode.SinkUnavailable,
+          err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {},
+          err,
+        );
+      }
+      throw err;
+    }
+  };
+
+  /** One request through the limits and the breaker; a 401 with a fresh token is asked once more. */
+  async function send(
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body: Uint8Array | undefined,
+  ) {
+    checkPause();
+    await bucket?.acquire(closing.signal);
+    checkPause();
+    const admission = breaker.admit();
+    if (!admission.allowed) {
+      throw sinkError(
+        `${what}: circuit open after repeated failures; not called, retrying in ${admission.retryInMs} ms`,
+        false,
+        FlowErrorCode.SinkCircuitOpen,
+        { retryAfterMs: admission.retryInMs },
+      );
+    }
+    const probe = admission.probe;
+    const started = now();
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const credentials = await authHeaderOf();
+        if (credentials) headers[credentials[0]] = credentials[1];
+        const res = await request(url, {
+          dispatcher: agent,
+          method: method as 'POST',
+          headers,
+          ...(body !== undefined && method !== 'DELETE' ? { body } : {}),
+          signal: AbortSignal.any([AbortSignal.timeout(config.timeoutMs), closing.signal]),
+        });
+        observe(String(res.statusCode), (now() - started) / 1000);
+        if (res.statusCode === 401 && credentials && attempt === 1 && auth!.refused(credentials)) {
+          await res.body.dump();
+          continue; // the token expired or was revoked early: once more with a new one
+        }
+        const status = res.statusCode;
+        const outcome = classifyHttpStatus(status);
+        // 429 and permanent answers come from a sink that is up; 408/5xx count against it.
+        if (outcome === 'transient' && status !== 429) breaker.failure(probe);
+        else breaker.success(probe);
+        return { res, status, outcome, credentials };
+      }
+    } catch (err) {
+      if (err instanceof SinkError) throw err;
+      breaker.failure(probe);
+      const e = err as Error & { code?: string };
+      const timedOut =
+        e.name === 'TimeoutError' ||
+        e.code === 'UND_ERR_HEADERS_TIMEOUT' ||
+        e.code === 'UND_ERR_BODY_TIMEOUT' ||
+        e.code === 'UND_ERR_CONNECT_TIMEOUT';
+      observe(timedOut ? 'timeout' : 'error', (now() - started) / 1000);
+      throw sinkError(
+        timedOut
+          ? `${what}: ${method} ${url} got no answer within ${config.timeoutMs} ms`
+          : `${what}: ${method} ${url} failed: ${e.code ? `${e.code} ` : ''}${e.message}`,
+        false,
+        timedOut ? FlowErrorCode.SinkTimeout : FlowErrorCode.SinkUnavailable,
+        {},
+        err,
+      );
+    }
+  }
 
   return {
     name: config.name,
     type: 'http',
     circuit: () => breaker.state,
-    async deliver(event, body) {
+    async deliver(event, envelope, data) {
       const release = await slots.acquire();
-      let probe = false;
-      let started = now();
-      const seconds = () => (now() - started) / 1000;
       try {
-        checkPause();
-        await bucket?.acquire(closing.signal);
-        checkPause();
-        const admission = breaker.admit();
-        if (!admission.allowed) {
-          throw new SinkError(
-            `${what}: circuit open after repeated failures; not called, retrying in ${admission.retryInMs} ms`,
-            {
-              sink: config.name,
-              permanent: false,
-              code: FlowErrorCode.SinkCircuitOpen,
-              retryAfterMs: admission.retryInMs,
-            },
-          );
+        // 1. The request the target expects (its own body, headers and URL values), or the CloudEvent.
+        const rendered = outbound
+          ? await withXrefs(store, (bindings) => outbound.render(data, bindings))
+          : undefined;
+        const params = rendered?.params ?? {};
+        // 2. Create or update: does the target already have this object?
+        const entity = xrefConfig?.entity ?? event.tallyentity;
+        const knownId = xrefConfig
+          ? (await store!.get(entity, event.subject))?.ids[xrefConfig.system]
+          : undefined;
+        let plan: ReturnType<typeof planWrite>;
+        try {
+          plan = planWrite(config, knownId, params, data);
+        } catch (err) {
+          if (err instanceof UrlTemplateError) {
+            throw sinkError(err.message, true, FlowErrorCode.SinkUrlTemplate, {}, err);
+          }
+          throw err;
         }
-        probe = admission.probe;
-        started = now();
-        const res = await request(config.url, {
-          dispatcher: agent,
-          method: config.method,
-          headers: httpSinkHeaders(config, event, auth),
-          body,
-          signal: AbortSignal.any([AbortSignal.timeout(config.timeoutMs), closing.signal]),
-        });
-        const status = res.statusCode;
-        const outcome = classifyHttpStatus(status);
-        observe(String(status), seconds());
-        // 429 and permanent answers come from a sink that is up; 408/5xx count against it.
-        if (outcome === 'transient' && status !== 429) breaker.failure(probe);
-        else breaker.success(probe);
+        if (plan.kind === 'known') {
+          return { outcome: 'known', targetId: knownId!, system: xrefConfig!.system };
+        }
+        // 3. Send it.
+        const headers = httpSinkHeaders(config, event, undefined, rendered);
+        const { res, status, outcome, credentials } = await send(
+          plan.method,
+          plan.url,
+          headers,
+          rendered ? rendered.body : envelope,
+        );
+        const target = `${what}: ${plan.method} ${plan.url}`;
         if (outcome === 'delivered') {
-          await res.body.dump();
-          return;
+          if (!xrefConfig) {
+            await res.body.dump();
+            return undefined;
+          }
+          // 4. Capture the id the target assigned, and record it before the event is acknowledged.
+          const text = await readSome(res.body, CAPTURE_BODY_BYTES).catch(() => '');
+          const resHeaders = lowerHeaders(res.headers);
+          const answer = {
+            status,
+            headers: resHeaders,
+            body: answerBody(text, resHeaders['content-type']),
+            event: data,
+          };
+          const id = plan.kind === 'update' ? knownId! : await capture!.id(answer);
+          if (id === undefined) {
+            throw sinkError(
+              `${target} answered ${status} but xref.capture (${xrefConfig.capture ?? 'not set'}) found no id in the answer; the target has the event: fix xref.capture, then record the id with tally xref put before replaying`,
+              true,
+              FlowErrorCode.CaptureMissing,
+              { status },
+            );
+          }
+          await record(entity, event, id, data);
+          return {
+            outcome: plan.kind === 'update' ? 'updated' : 'created',
+            targetId: id,
+            system: xrefConfig.system,
+          };
         }
         const text = await readSome(res.body).catch(() => '');
+        // 5. "Already exists" for a create: delivered when the id is known or the answer names it.
+        if (plan.kind === 'create' && isAlreadyExists(config, status, text)) {
+          const resHeaders = lowerHeaders(res.headers);
+          const answer = {
+            status,
+            headers: resHeaders,
+            body: answerBody(text, resHeaders['content-type']),
+            event: data,
+          };
+          const id =
+            (await store!.get(entity, event.subject))?.ids[xrefConfig!.system] ?? (await capture!.id(answer));
+          if (id !== undefined) {
+            await record(entity, event, id, data);
+            return { outcome: 'already_exists', targetId: id, system: xrefConfig!.system };
+          }
+          throw sinkError(
+            `${target} answered ${status}: the object already exists there, but Tally holds no ${xrefConfig!.system} id for ${entity} ${event.subject} and xref.capture found none in the answer; record it with tally xref put, then replay${text ? ` (answer: ${text})` : ''}`,
+            true,
+            FlowErrorCode.SinkConflict,
+            { status },
+          );
+        }
         const retryAfter = res.headers['retry-after'];
         const askedMs = parseRetryAfterMs(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, Date.now());
         const retryAfterMs = askedMs === undefined ? undefined : Math.min(askedMs, maxPauseMs);
         if (retryAfterMs !== undefined && (status === 429 || status === 503)) {
           pausedUntil = Math.max(pausedUntil, now() + retryAfterMs);
         }
+        const refusedAgain =
+          status === 401 && credentials !== undefined && config.auth?.type === 'oauth2ClientCredentials';
         const permanent = outcome === 'permanent';
-        throw new SinkError(
-          `${what} answered ${status}${text ? `: ${text}` : ''}${
-            permanent
-              ? ' (not retried: fix the event, the mapping or the sink, then replay from the dead-letter stream)'
-              : ''
+        throw sinkError(
+          `${target} answered ${status}${text ? `: ${text}` : ''}${
+            refusedAgain
+              ? " (refused a freshly fetched OAuth 2.0 token: check the client's permissions at the target)"
+              : permanent
+                ? ' (not retried: fix the event, the mapping or the sink, then replay from the dead-letter stream)'
+                : ''
           }`,
-          {
-            sink: config.name,
-            permanent,
-            status,
-            code: permanent
+          permanent,
+          refusedAgain
+            ? FlowErrorCode.SinkAuthRefused
+            : permanent
               ? FlowErrorCode.SinkRejected
               : status === 429
                 ? FlowErrorCode.SinkThrottled
                 : FlowErrorCode.SinkUnavailable,
-            ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-          },
-        );
-      } catch (err) {
-        if (err instanceof SinkError) throw err;
-        breaker.failure(probe);
-        const e = err as Error & { code?: string };
-        const timedOut =
-          e.name === 'TimeoutError' ||
-          e.code === 'UND_ERR_HEADERS_TIMEOUT' ||
-          e.code === 'UND_ERR_BODY_TIMEOUT' ||
-          e.code === 'UND_ERR_CONNECT_TIMEOUT';
-        observe(timedOut ? 'timeout' : 'error', seconds());
-        throw new SinkError(
-          timedOut
-            ? `sink ${config.name}: ${config.method} ${config.url} got no answer within ${config.timeoutMs} ms`
-            : `sink ${config.name}: ${config.method} ${config.url} failed: ${e.code ? `${e.code} ` : ''}${e.message}`,
-          {
-            sink: config.name,
-            permanent: false,
-            code: timedOut ? FlowErrorCode.SinkTimeout : FlowErrorCode.SinkUnavailable,
-          },
-          { cause: err },
+          { status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
         );
       } finally {
         release();
@@ -199,7 +357,23 @@ export function createHttpSink(config: HttpSinkConfig, options: HttpSinkOptions)
     },
     async close() {
       closing.abort();
+      await auth?.close().catch(() => {});
       await agent.close().catch(() => {});
     },
   };
+
+  /** The captured id and the event's other ids, under the event's business key. */
+  async function record(entity: string, event: EventHead, id: string, data: unknown): Promise<void> {
+    const links = await capture!.links(data);
+    await store!.link({
+      entity,
+      key: event.subject,
+      ids: { ...links, [xrefConfig!.system]: id },
+      provenance: {
+        version: event.tallyversion,
+        by: options.flow ?? event.tallyflow,
+        at: new Date().toISOString(),
+      },
+    });
+  }
 }

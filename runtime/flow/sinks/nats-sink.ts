@@ -48,6 +48,7 @@ export function createNatsSink(
           await bus.send(config.subject, body, headers);
           observe('core', seconds());
         }
+        return undefined;
       } catch (err) {
         // The streams may have changed since we looked (e.g. NoStream): look again next time.
         lookup = undefined;

@@ -40,6 +40,8 @@ export interface StateStore {
   put(key: string, value: unknown, expectedRevision?: number): Promise<number>;
   /** Delete `key` (a delete marker; a later put with revision 0 succeeds). */
   delete(key: string): Promise<void>;
+  /** The keys present, optionally under a subject-style filter such as `Order.k.>`. */
+  keys(filter?: string): AsyncIterable<string>;
 }
 
 /** Keys allowed by NATS KV. */
@@ -117,6 +119,68 @@ export function kvStateStore(kv: KV, bucket: string, timeoutMs = 5_000): StateSt
         throw unavailable(`cannot delete ${key}`, err);
       }
     },
+    async *keys(filter) {
+      let it: AsyncIterable<string>;
+      try {
+        it = await kv.keys(filter ?? '>');
+      } catch (err) {
+        throw unavailable(`cannot list keys${filter ? ` under ${filter}` : ''}`, err);
+      }
+      yield* it;
+    },
+  };
+}
+
+/** A StateStore in memory, for unit tests of what is built on it (same revision and conflict rules). */
+export function memoryStateStore(bucket = 'memory'): StateStore {
+  const data = new Map<string, { value: string; revision: number; stored: Date }>();
+  let revision = 0;
+  const conflict = (key: string) =>
+    new StateStoreError(
+      STATE_ERROR_CODES.conflict,
+      `${key} in KV bucket ${bucket} was changed by another writer`,
+    );
+  return {
+    bucket,
+    async get<T>(key: string) {
+      const e = data.get(key);
+      return e ? { value: JSON.parse(e.value) as T, revision: e.revision, stored: e.stored } : undefined;
+    },
+    async put(key, value, expectedRevision) {
+      if (!KV_KEY.test(key)) throw new StateStoreError(STATE_ERROR_CODES.invalid, `invalid state key ${key}`);
+      const current = data.get(key);
+      if (expectedRevision === 0 && current) throw conflict(key);
+      if (
+        expectedRevision !== undefined &&
+        expectedRevision !== 0 &&
+        current?.revision !== expectedRevision
+      ) {
+        throw conflict(key);
+      }
+      revision += 1;
+      data.set(key, { value: JSON.stringify(value), revision, stored: new Date() });
+      return revision;
+    },
+    async delete(key) {
+      data.delete(key);
+    },
+    async *keys(filter) {
+      const match = subjectMatcher(filter ?? '>');
+      for (const k of [...data.keys()]) if (match(k)) yield k;
+    },
+  };
+}
+
+/** NATS subject matching of a key against a filter with `*` and `>` tokens. */
+function subjectMatcher(filter: string): (key: string) => boolean {
+  const f = filter.split('.');
+  return (key) => {
+    const k = key.split('.');
+    for (let i = 0; i < f.length; i++) {
+      if (f[i] === '>') return k.length > i;
+      if (i >= k.length || (f[i] !== '*' && f[i] !== k[i])) return false;
+    }
+    return k.length === f.length;
   };
 }
 

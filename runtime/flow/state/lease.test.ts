@@ -1,30 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { STATE_ERROR_CODES, type StateStore, StateStoreError } from './kv-store.ts';
+import { memoryStateStore } from './kv-store.ts';
 import { Lease, leaseDecision } from './lease.ts';
-
-/** A StateStore in memory with the same compare-and-set rules as KV. */
-function memoryStore(): StateStore {
-  const data = new Map<string, { value: string; revision: number }>();
-  let seq = 0;
-  return {
-    bucket: 'mem',
-    async get<T>(key: string) {
-      const e = data.get(key);
-      return e ? { value: JSON.parse(e.value) as T, revision: e.revision, stored: new Date() } : undefined;
-    },
-    async put(key, value, expected) {
-      const cur = data.get(key);
-      if (expected !== undefined && (cur?.revision ?? 0) !== expected) {
-        throw new StateStoreError(STATE_ERROR_CODES.conflict, 'conflict');
-      }
-      data.set(key, { value: JSON.stringify(value), revision: ++seq });
-      return seq;
-    },
-    async delete(key) {
-      data.delete(key);
-    },
-  };
-}
 
 describe('leaseDecision', () => {
   it('takes a free or lapsed lease, renews its own, waits for a live one', () => {
@@ -37,7 +13,7 @@ describe('leaseDecision', () => {
 
 describe('Lease', () => {
   it('lets one holder at a time have it, hands over on release or expiry', async () => {
-    const store = memoryStore();
+    const store = memoryStateStore();
     let now = 1_000;
     const a = new Lease({ store, key: 'lease', holder: 'a', ttlMs: 100, now: () => now });
     const b = new Lease({ store, key: 'lease', holder: 'b', ttlMs: 100, now: () => now });
@@ -58,7 +34,7 @@ describe('Lease', () => {
   });
 
   it('loses a race for the same lease cleanly', async () => {
-    const store = memoryStore();
+    const store = memoryStateStore();
     const leases = ['a', 'b', 'c'].map((h) => new Lease({ store, key: 'lease', holder: h, ttlMs: 1_000 }));
     const won = await Promise.all(leases.map((l) => l.acquire()));
     expect(won.filter(Boolean)).toHaveLength(1);

@@ -133,8 +133,13 @@ export function compileFast(
     expression: {
       code,
       evaluate(input, bindings, evalOptions) {
+        // As in jsonata, a function's `this.environment.lookup` sees the evaluation's bindings first.
+        const find =
+          bindings === undefined
+            ? lookup
+            : (name: string) => (Object.hasOwn(bindings, name) ? bindings[name] : lookup(name));
         const focus: Focus = {
-          environment: new EvaluationEnvironment(Date.now(), lookup),
+          environment: new EvaluationEnvironment(Date.now(), find),
           input: undefined,
           options: {},
           createSequence,
