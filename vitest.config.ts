@@ -11,7 +11,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: [
-            '{api,operator,runtime,cli}/**/*.test.ts',
+            '{api,operator,runtime,cli,simulators}/**/*.test.ts',
             'test/unit/**/*.test.ts',
             'test/conformance/**/*.test.ts',
           ],

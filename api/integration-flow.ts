@@ -245,6 +245,14 @@ const urlTemplate = (what: string) =>
     )
     .describe(what);
 
+/** A {name} placeholder of a sink URL template (a field path or an outbound mapping param). */
+export const URL_PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_.]*)\}/g;
+
+/** The placeholder names of a URL template, in order. */
+export function placeholders(template: string): string[] {
+  return [...template.matchAll(URL_PLACEHOLDER)].map((m) => m[1]!);
+}
+
 export const HTTP_SINK_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
 export const httpSinkXrefSchema = z

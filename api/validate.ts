@@ -1,7 +1,10 @@
 // Offline validation of Tally resources: each document against its schema, then the references
 // between the given resources. Pure: callers read the files.
 import type { z } from 'zod';
+import { type CanonicalEntity, canonicalSchemas } from './canonical/index.ts';
+import type { CanonicalMappingSpec } from './canonical-mapping.ts';
 import { API_VERSION, GROUP } from './common.ts';
+import { type IntegrationFlowSpec, placeholders } from './integration-flow.ts';
 import { type ResourceDefinition, resourceByKind } from './resources.ts';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -212,26 +215,75 @@ function checkReferences(parsed: Parsed[], ns: string, problem: ProblemFn): void
   for (const p of parsed) {
     if (p.meta.kind === 'CanonicalMapping') mappings.set(`${p.meta.namespace ?? ns}/${p.meta.name}`, p);
   }
+  const known = () => {
+    const names = [...mappings.values()].map((m) => m.meta.name);
+    return names.length ? names.map((k) => `"${k}"`).join(', ') : '(no CanonicalMapping given)';
+  };
   for (const p of parsed) {
     if (p.meta.kind !== 'IntegrationFlow' || !p.value) continue;
-    const spec = p.value.spec as { mappingRef: { name: string }; entity: string };
-    const target = mappings.get(`${p.meta.namespace ?? ns}/${spec.mappingRef.name}`);
-    if (!target) {
-      const known = [...mappings.values()].map((m) => m.meta.name);
-      problem(
-        p,
-        'spec.mappingRef.name',
-        `refers to CanonicalMapping "${spec.mappingRef.name}", which is not among the given files: expected one of ${known.length ? known.map((k) => `"${k}"`).join(', ') : '(no CanonicalMapping given)'}`,
-      );
-      continue;
-    }
-    const entity = (target.value?.spec as { entity?: string } | undefined)?.entity;
-    if (entity && entity !== spec.entity) {
-      problem(
-        p,
-        'spec.entity',
-        `is ${spec.entity} but CanonicalMapping "${target.meta.name}" produces ${entity}: they must agree`,
-      );
-    }
+    const spec = p.value.spec as IntegrationFlowSpec;
+    const namespace = p.meta.namespace ?? ns;
+    const refer = (name: string, path: string, direction: 'inbound' | 'outbound') => {
+      const target = mappings.get(`${namespace}/${name}`);
+      if (!target) {
+        problem(
+          p,
+          path,
+          `refers to CanonicalMapping "${name}", which is not among the given files: expected one of ${known()}`,
+        );
+        return undefined;
+      }
+      const mspec = target.value?.spec as CanonicalMappingSpec | undefined;
+      if (!mspec) return undefined;
+      if (mspec.direction !== direction) {
+        problem(
+          p,
+          path,
+          `refers to CanonicalMapping "${name}", which is ${mspec.direction}: ${direction === 'inbound' ? "a flow's mappingRef turns source payloads into canonical events (direction inbound)" : "a sink's bodyMappingRef turns canonical events into the target's request (direction outbound)"}`,
+        );
+        return undefined;
+      }
+      if (mspec.entity !== spec.entity) {
+        problem(
+          p,
+          direction === 'inbound' ? 'spec.entity' : path,
+          direction === 'inbound'
+            ? `is ${spec.entity} but CanonicalMapping "${name}" produces ${mspec.entity}: they must agree`
+            : `refers to CanonicalMapping "${name}", which reads ${mspec.entity}, but the flow produces ${spec.entity}`,
+        );
+        return undefined;
+      }
+      return mspec;
+    };
+    refer(spec.mappingRef.name, 'spec.mappingRef.name', 'inbound');
+    spec.sinks.forEach((sink, i) => {
+      const http = sink.http;
+      if (!http) return;
+      const outbound = http.bodyMappingRef
+        ? refer(http.bodyMappingRef.name, `spec.sinks[${i}].http.bodyMappingRef.name`, 'outbound')
+        : undefined;
+      const params = new Set(Object.keys(outbound?.params ?? {}));
+      const fields = canonicalFields(spec.entity);
+      const check = (template: string, path: string, extra: string[]) => {
+        for (const name of placeholders(template)) {
+          if (params.has(name) || extra.includes(name) || fields.has(name.split('.')[0]!)) continue;
+          problem(
+            p,
+            path,
+            `names {${name}}, which is neither a param of the outbound mapping${http.bodyMappingRef ? ` "${http.bodyMappingRef.name}"` : ' (the sink has no bodyMappingRef)'} nor a field of ${spec.entity} (${[...fields].join(', ')})`,
+          );
+        }
+      };
+      check(http.url, `spec.sinks[${i}].http.url`, []);
+      if (http.update?.url) check(http.update.url, `spec.sinks[${i}].http.update.url`, ['id']);
+    });
   }
+}
+
+/** The top-level fields of a canonical entity (what a URL placeholder may name). */
+function canonicalFields(entity: string): Set<string> {
+  const schema = canonicalSchemas[entity as CanonicalEntity] as unknown as {
+    shape?: Record<string, unknown>;
+  };
+  return new Set(Object.keys(schema?.shape ?? {}));
 }

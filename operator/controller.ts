@@ -34,6 +34,17 @@ export interface ControllerOptions {
 
 type Kind = 'IntegrationFlow' | 'CanonicalMapping' | 'ReconciliationPolicy';
 
+/** The CanonicalMappings a flow uses: its mappingRef and its sinks' outbound mappings. */
+export function mappingNamesOf(flow: KubeObject): Set<string> {
+  const spec = flow.spec as
+    | { mappingRef?: { name?: string }; sinks?: { http?: { bodyMappingRef?: { name?: string } } }[] }
+    | undefined;
+  const names = new Set<string>();
+  if (spec?.mappingRef?.name) names.add(spec.mappingRef.name);
+  for (const s of spec?.sinks ?? []) if (s.http?.bodyMappingRef?.name) names.add(s.http.bodyMappingRef.name);
+  return names;
+}
+
 export class Controller {
   readonly queue = new WorkQueue({ baseDelayMs: 500, maxDelayMs: 5 * 60_000 });
   readonly flows: Informer<TallyObject>;
@@ -63,8 +74,10 @@ export class Controller {
       enqueue('CanonicalMapping')(e, mapping);
       // Flows follow their mapping: a change (or its status) may make them (un)ready.
       for (const flow of this.flows.list()) {
-        const ref = (flow.spec as { mappingRef?: { name?: string } }).mappingRef?.name;
-        if (flow.metadata.namespace === mapping.metadata.namespace && ref === mapping.metadata.name) {
+        if (
+          flow.metadata.namespace === mapping.metadata.namespace &&
+          mappingNamesOf(flow).has(mapping.metadata.name)
+        ) {
           enqueue('IntegrationFlow')(e, flow);
         }
       }

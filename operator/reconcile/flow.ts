@@ -1,8 +1,9 @@
 // IntegrationFlow reconcile, in numbered steps. Level-based: every step re-reads the world and
 // is safe to repeat; status is rebuilt from what this pass found, never from the old status.
-import { canonicalMappingSpecSchema } from '../../api/canonical-mapping.ts';
+import { type CanonicalMappingSpec, canonicalMappingSpecSchema } from '../../api/canonical-mapping.ts';
 import { type IntegrationFlowSpec, integrationFlowSpecSchema } from '../../api/integration-flow.ts';
 import { partitionKeyProblem } from '../../runtime/flow/partition.ts';
+import { xrefBucketName } from '../../runtime/xref/keys.ts';
 import { LookupNotFoundError } from '../errors.ts';
 import { addFinalizer, removeFinalizer } from '../finalizer.ts';
 import { isNotFound } from '../kube/errors.ts';
@@ -15,7 +16,7 @@ import {
 } from '../nats/provisioner.ts';
 import { renderFlowObjects } from '../render/flow-objects.ts';
 import { FINALIZER, flowWorkerName } from '../render/labels.ts';
-import { renderWorkerConfig } from '../render/worker-config.ts';
+import { type ResolvedOutboundMapping, renderWorkerConfig } from '../render/worker-config.ts';
 import type { Outcome } from '../status/conditions.ts';
 import { type ReconcileContext, type ReconcileResult, type TallyObject, writeStatus } from './context.ts';
 import { resolveLookups } from './lookups.ts';
@@ -27,6 +28,7 @@ export const FLOW_REASONS = {
   mappingNotFound: 'MappingNotFound',
   mappingNotReady: 'MappingNotReady',
   mappingEntityMismatch: 'MappingEntityMismatch',
+  mappingDirectionMismatch: 'MappingDirectionMismatch',
   waitingForMapping: 'WaitingForMapping',
   lookupNotFound: 'LookupNotFound',
   natsUnavailable: 'NatsUnavailable',
@@ -80,71 +82,47 @@ export async function reconcileFlow(
     return {};
   }
 
-  // 5. Resolve the mapping; its own reconcile has run its tests.
-  const mapping = ctx.mappings.get(namespace, spec.mappingRef.name);
-  if (!mapping) {
-    await status({
-      ready: false,
-      stalled: true,
-      reason: FLOW_REASONS.mappingNotFound,
-      message: `CanonicalMapping ${namespace}/${spec.mappingRef.name} does not exist: create it or fix spec.mappingRef.name`,
-    });
-    return {};
+  // 5. Resolve the mapping and the sinks' outbound mappings; their own reconciles ran their tests.
+  const inbound = await resolveMapping(ctx, namespace, {
+    name: spec.mappingRef.name,
+    field: 'spec.mappingRef.name',
+    direction: 'inbound',
+    entity: spec.entity,
+  });
+  if (!inbound.ok) {
+    await status(inbound.outcome);
+    return inbound.requeueAfterMs ? { requeueAfterMs: inbound.requeueAfterMs } : {};
   }
-  const mappingSpec = canonicalMappingSpecSchema.safeParse(mapping.spec);
-  const mappingReady = mapping.status?.conditions?.find((c) => c.type === 'Ready');
-  if (mappingSpec.success && mappingSpec.data.entity !== spec.entity) {
-    await status({
-      ready: false,
-      stalled: true,
-      reason: FLOW_REASONS.mappingEntityMismatch,
-      message: `the flow produces ${spec.entity} but CanonicalMapping ${spec.mappingRef.name} produces ${mappingSpec.data.entity}`,
+  const { mapping, lookups } = inbound;
+  const outboundMappings = new Map<string, ResolvedOutboundMapping>();
+  for (const [i, sink] of spec.sinks.entries()) {
+    const ref = sink.http?.bodyMappingRef;
+    if (!ref || outboundMappings.has(ref.name)) continue;
+    const outbound = await resolveMapping(ctx, namespace, {
+      name: ref.name,
+      field: `spec.sinks[${i}].http.bodyMappingRef.name`,
+      direction: 'outbound',
+      entity: spec.entity,
     });
-    return {};
-  }
-  if (
-    !mappingSpec.success ||
-    mapping.status?.observedGeneration !== mapping.metadata.generation ||
-    !mappingReady
-  ) {
-    await status({
-      ready: false,
-      progressing: true,
-      reason: FLOW_REASONS.waitingForMapping,
-      message: `waiting for CanonicalMapping ${spec.mappingRef.name} to be checked`,
+    if (!outbound.ok) {
+      await status(outbound.outcome);
+      return outbound.requeueAfterMs ? { requeueAfterMs: outbound.requeueAfterMs } : {};
+    }
+    outboundMappings.set(ref.name, {
+      name: ref.name,
+      generation: outbound.mapping.metadata.generation ?? 0,
+      spec: outbound.spec,
+      lookups: outbound.lookups,
     });
-    return {};
-  }
-  if (mappingReady.status !== 'True') {
-    // Workers keep the last good config: nothing below runs until the mapping is fixed.
-    await status({
-      ready: false,
-      stalled: true,
-      reason: FLOW_REASONS.mappingNotReady,
-      message: `CanonicalMapping ${spec.mappingRef.name} is not ready (${mappingReady.reason}): ${mappingReady.message}`,
-    });
-    return {};
-  }
-
-  // 6. Lookup tables, with ConfigMap ones read now.
-  let lookups: Awaited<ReturnType<typeof resolveLookups>>;
-  try {
-    lookups = await resolveLookups(ctx.client, namespace, mappingSpec.data.lookups);
-  } catch (err) {
-    if (!(err instanceof LookupNotFoundError)) throw err;
-    await status({
-      ready: false,
-      progressing: true,
-      reason: FLOW_REASONS.lookupNotFound,
-      message: err.message,
-    });
-    return { requeueAfterMs: 30_000 };
   }
 
   // 7. JetStream: the flow stream, the dead-letter stream and the shared durable consumer.
   let nats: Awaited<ReturnType<typeof ensureFlowNats>>;
   try {
     await ensureNamespaceStreams(ctx.jsm(), namespace);
+    // The namespace's cross-reference store outlives any one flow: it is never deleted with a flow.
+    // The same settings as the workers' (runtime/xref/connect.ts), so either may create it first.
+    await ctx.kvm().create(xrefBucketName(namespace), { history: 5 });
     nats = await ensureFlowNats(ctx.jsm(), ref, spec);
   } catch (err) {
     if (err instanceof NatsImmutableSettingError) {
@@ -173,9 +151,10 @@ export async function reconcileFlow(
     mapping: {
       name: mapping.metadata.name,
       generation: mapping.metadata.generation ?? 0,
-      spec: mappingSpec.data,
+      spec: inbound.spec,
     },
     lookups,
+    outboundMappings,
     natsServers: ctx.workerNatsServers,
   });
   const objects = renderFlowObjects({ namespace, name, uid: flow.metadata.uid!, spec }, worker, ctx.render);
@@ -205,6 +184,83 @@ export async function reconcileFlow(
     },
   );
   return {};
+}
+
+type ResolvedMapping =
+  | {
+      ok: true;
+      mapping: TallyObject;
+      spec: CanonicalMappingSpec;
+      lookups: Awaited<ReturnType<typeof resolveLookups>>;
+    }
+  | { ok: false; outcome: Outcome; requeueAfterMs?: number };
+
+/**
+ * A CanonicalMapping a flow refers to (its mappingRef, or a sink's bodyMappingRef): it exists, has
+ * the expected direction and entity, passed its tests at its current generation, and its lookup
+ * tables are readable. Otherwise the status the flow must show, with the field it is about.
+ */
+async function resolveMapping(
+  ctx: ReconcileContext,
+  namespace: string,
+  want: { name: string; field: string; direction: 'inbound' | 'outbound'; entity: string },
+): Promise<ResolvedMapping> {
+  const stalled = (reason: string, message: string): ResolvedMapping => ({
+    ok: false,
+    outcome: { ready: false, stalled: true, reason, message },
+  });
+  const mapping = ctx.mappings.get(namespace, want.name);
+  if (!mapping) {
+    return stalled(
+      FLOW_REASONS.mappingNotFound,
+      `CanonicalMapping ${namespace}/${want.name} does not exist: create it or fix ${want.field}`,
+    );
+  }
+  const parsed = canonicalMappingSpecSchema.safeParse(mapping.spec);
+  if (parsed.success && parsed.data.direction !== want.direction) {
+    return stalled(
+      FLOW_REASONS.mappingDirectionMismatch,
+      `${want.field} needs an ${want.direction} mapping, but CanonicalMapping ${want.name} is ${parsed.data.direction}`,
+    );
+  }
+  if (parsed.success && parsed.data.entity !== want.entity) {
+    return stalled(
+      FLOW_REASONS.mappingEntityMismatch,
+      want.direction === 'inbound'
+        ? `the flow produces ${want.entity} but CanonicalMapping ${want.name} produces ${parsed.data.entity}`
+        : `the flow produces ${want.entity} but CanonicalMapping ${want.name} (${want.field}) reads ${parsed.data.entity}`,
+    );
+  }
+  const ready = mapping.status?.conditions?.find((c) => c.type === 'Ready');
+  if (!parsed.success || mapping.status?.observedGeneration !== mapping.metadata.generation || !ready) {
+    return {
+      ok: false,
+      outcome: {
+        ready: false,
+        progressing: true,
+        reason: FLOW_REASONS.waitingForMapping,
+        message: `waiting for CanonicalMapping ${want.name} to be checked`,
+      },
+    };
+  }
+  if (ready.status !== 'True') {
+    // Workers keep the last good config: nothing below runs until the mapping is fixed.
+    return stalled(
+      FLOW_REASONS.mappingNotReady,
+      `CanonicalMapping ${want.name} is not ready (${ready.reason}): ${ready.message}`,
+    );
+  }
+  try {
+    const lookups = await resolveLookups(ctx.client, namespace, parsed.data.lookups);
+    return { ok: true, mapping, spec: parsed.data, lookups };
+  } catch (err) {
+    if (!(err instanceof LookupNotFoundError)) throw err;
+    return {
+      ok: false,
+      outcome: { ready: false, progressing: true, reason: FLOW_REASONS.lookupNotFound, message: err.message },
+      requeueAfterMs: 30_000,
+    };
+  }
 }
 
 function replicasOf(spec: IntegrationFlowSpec): number {

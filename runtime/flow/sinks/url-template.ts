@@ -1,17 +1,14 @@
 // URL templates of HTTP sinks: {name} placeholders in the path and query, filled per event and
 // URL-encoded. Pure. The scheme and host are never templated (the schema refuses braces there), and
-// a value cannot leave its segment: "/", "?" and "#" are encoded, and "." / ".." (which URL parsing
-// would resolve away) become %2E, so an event can never choose where a request goes.
+// a value cannot leave its segment: "/", "?" and "#" are encoded, and a value of "." or ".." (which
+// URL parsing resolves as a dot segment even when percent-encoded) is refused, so an event can
+// never choose where a request goes.
 
-const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_.]*)\}/g;
+import { URL_PLACEHOLDER } from '../../../api/integration-flow.ts';
 
-/** The placeholder names of a template, in order. */
-export function placeholders(template: string): string[] {
-  return [...template.matchAll(PLACEHOLDER)].map((m) => m[1]!);
-}
-
-export function encodeSegmentValue(value: string): string {
-  if (value === '.' || value === '..') return value.replaceAll('.', '%2E');
+/** The value URL-encoded; undefined for one that would be read as a dot segment. */
+export function encodeSegmentValue(value: string): string | undefined {
+  if (value === '.' || value === '..') return undefined;
   return encodeURIComponent(value);
 }
 
@@ -48,7 +45,7 @@ export function fillUrl(
   data: unknown,
   what: string,
 ): string {
-  return template.replace(PLACEHOLDER, (_m, name: string) => {
+  return template.replace(URL_PLACEHOLDER, (_m, name: string) => {
     const value = Object.hasOwn(values, name) ? values[name] : pathValue(data, name);
     if (value === undefined || value === '') {
       throw new UrlTemplateError(
@@ -56,6 +53,13 @@ export function fillUrl(
         name,
       );
     }
-    return encodeSegmentValue(value);
+    const encoded = encodeSegmentValue(value);
+    if (encoded === undefined) {
+      throw new UrlTemplateError(
+        `${what}: {${name}} is ${JSON.stringify(value)}, which would change the URL's path instead of naming an object; the event is refused`,
+        name,
+      );
+    }
+    return encoded;
   });
 }
