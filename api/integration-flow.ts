@@ -413,7 +413,21 @@ export const natsSinkSchema = z
   .strict()
   .describe('Publish to a NATS subject.');
 
-const SINK_TYPES = ['http', 'nats'] as const;
+export const masterDataSinkSchema = z
+  .object({
+    links: z
+      .record(identifier(), z.string().min(1).max(4096))
+      .optional()
+      .describe(
+        'The ids other systems give this record, each a JSONata expression over the canonical entity, e.g. {shopify: \'channelAccounts[channel="shopify-us"].accountId\'}. Mappings find the record by any of them: $customer("shopify", id).',
+      ),
+  })
+  .strict()
+  .describe(
+    "Keep each event as master data in the namespace's cross-reference store (Customer and Product flows), where $customer(...) and $product(...) read it. An older version never replaces a newer one.",
+  );
+
+const SINK_TYPES = ['http', 'nats', 'masterData'] as const;
 
 export const sinkSchema = withRules(
   z
@@ -422,6 +436,7 @@ export const sinkSchema = withRules(
       type: z.enum(SINK_TYPES).describe('Which kind of sink; the field of the same name configures it.'),
       http: httpSinkSchema.optional(),
       nats: natsSinkSchema.optional(),
+      masterData: masterDataSinkSchema.optional(),
     })
     .strict()
     .describe('One destination of canonical events.'),

@@ -126,6 +126,14 @@ export const workerSinkSchema = z.discriminatedUnion('type', [
     })
     .strict(),
   z.object({ name: z.string(), type: z.literal('nats'), subject: z.string() }).strict(),
+  z
+    .object({
+      name: z.string(),
+      type: z.literal('masterData'),
+      entity: z.enum(CANONICAL_ENTITIES),
+      links: z.record(z.string(), z.string()).default({}),
+    })
+    .strict(),
 ]);
 
 export const workerMappingSchema = z

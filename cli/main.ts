@@ -11,6 +11,7 @@ Commands:
   run        run flows standalone without Kubernetes                   tally run -f DIR --nats-url URL
   backfill   load a CSV or JSON-lines file into a flow (resumable)     tally backfill FILE --config WORKERCONFIG
   dlq        list, show and replay a flow's dead letters               tally dlq list --flow NS/NAME --nats-url URL
+  xref       show and repair the cross-reference store                 tally xref get --entity Order --key KEY
   recon      reconciliation reports                                    tally recon report --policy NAME
   demo       local demo: nats-server, the example flow, simulated traffic
 
@@ -28,6 +29,7 @@ const commands: Record<string, () => Promise<Command>> = {
   recon: async () => (await import('./recon.ts')).reconCommand,
   backfill: async () => (await import('./backfill.ts')).backfillCommand,
   dlq: async () => (await import('./dlq.ts')).dlqCommand,
+  xref: async () => (await import('./xref.ts')).xrefCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

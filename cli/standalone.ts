@@ -9,7 +9,7 @@ import { validateDocuments } from '../api/validate.ts';
 import { connectNats, ensureFlowNats } from '../operator/nats/provisioner.ts';
 import type { ResolvedLookups } from '../operator/reconcile/lookups.ts';
 import { tableFromConfigMap } from '../operator/reconcile/lookups.ts';
-import { renderWorkerConfig } from '../operator/render/worker-config.ts';
+import { type ResolvedOutboundMapping, renderWorkerConfig } from '../operator/render/worker-config.ts';
 import { type FlowWorkerHandle, runFlowWorker } from '../runtime/flow/worker.ts';
 import { runSpecTests } from '../runtime/mapping/definition.ts';
 import { formatTestResults } from '../runtime/mapping/index.ts';
@@ -77,34 +77,47 @@ export async function startStandalone(
       // Validated above; parsing again applies the defaults, as the apiserver would.
       const spec = integrationFlowSpecSchema.parse(flow.spec);
       opts.override?.(name, spec);
-      const mappingDoc = mappings.get(spec.mappingRef.name)!;
-      const mappingSpec = canonicalMappingSpecSchema.parse(mappingDoc.spec);
-      const lookups: ResolvedLookups = {};
-      for (const t of mappingSpec.lookups) {
-        const cm = t.configMapRef ? configMaps.get(t.configMapRef.name) : undefined;
-        if (!t.inline && !cm) {
+      // As the operator does: each mapping the flow uses is resolved, and one whose tests fail does not run.
+      const resolve = async (mappingName: string) => {
+        const doc = mappings.get(mappingName);
+        if (!doc)
+          throw new InputError(`flow ${name}: CanonicalMapping ${mappingName} is not among the given files`);
+        const mappingSpec = canonicalMappingSpecSchema.parse(doc.spec);
+        const lookups: ResolvedLookups = {};
+        for (const t of mappingSpec.lookups) {
+          const cm = t.configMapRef ? configMaps.get(t.configMapRef.name) : undefined;
+          if (!t.inline && !cm) {
+            throw new InputError(
+              `mapping ${mappingName}: lookup table "${t.name}" reads ConfigMap ${t.configMapRef!.name}, which is not among the given files: add it`,
+            );
+          }
+          const values =
+            t.inline ?? tableFromConfigMap(cm!, t.configMapRef!.key, t.configMapRef!.name, t.name);
+          lookups[t.name] = { values, ...(t.default !== undefined ? { default: t.default } : {}) };
+        }
+        const results = await runSpecTests(`${namespace}/${mappingName}`, mappingSpec, lookups);
+        if (results.some((r) => !r.passed)) {
           throw new InputError(
-            `mapping ${spec.mappingRef.name}: lookup table "${t.name}" reads ConfigMap ${t.configMapRef!.name}, which is not among the given files: add it`,
+            `mapping ${mappingName}: ${formatTestResults(`${namespace}/${mappingName}`, results)}`,
           );
         }
-        const values = t.inline ?? tableFromConfigMap(cm!, t.configMapRef!.key, t.configMapRef!.name, t.name);
-        lookups[t.name] = { values, ...(t.default !== undefined ? { default: t.default } : {}) };
+        return { name: mappingName, generation: 1, spec: mappingSpec, lookups };
+      };
+      const inbound = await resolve(spec.mappingRef.name);
+      const outboundMappings = new Map<string, ResolvedOutboundMapping>();
+      for (const sink of spec.sinks) {
+        const ref = sink.http?.bodyMappingRef?.name;
+        if (ref && !outboundMappings.has(ref)) outboundMappings.set(ref, await resolve(ref));
       }
       const { config, env } = renderWorkerConfig({
         namespace,
         name,
         spec,
-        mapping: { name: spec.mappingRef.name, generation: 1, spec: mappingSpec },
-        lookups,
+        mapping: { name: inbound.name, generation: 1, spec: inbound.spec },
+        lookups: inbound.lookups,
+        outboundMappings,
         natsServers: opts.natsServers,
       });
-      // As the operator does: a mapping whose embedded tests fail does not run.
-      const results = await runSpecTests(config.mapping.name, mappingSpec, lookups);
-      if (results.some((r) => !r.passed)) {
-        throw new InputError(
-          `mapping ${spec.mappingRef.name}: ${formatTestResults(config.mapping.name, results)}`,
-        );
-      }
       const secretEnv: Record<string, string> = {};
       for (const e of env) {
         const ref = e.valueFrom.secretKeyRef;

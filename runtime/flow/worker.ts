@@ -20,6 +20,7 @@ import { createIngestRouter } from './partition.ts';
 import { createProcessor } from './processor.ts';
 import { type Env, requireEnv } from './secrets.ts';
 import { createHttpSink } from './sinks/http-sink.ts';
+import { createMasterDataSink } from './sinks/master-data-sink.ts';
 import { createNatsSink } from './sinks/nats-sink.ts';
 import type { Sink } from './sinks/types.ts';
 import {
@@ -174,7 +175,8 @@ export async function runFlowWorker(
             },
           }),
         );
-      } else sinks.push(createNatsSink(s, lazyBus, observe));
+      } else if (s.type === 'masterData') sinks.push(createMasterDataSink(s, xref, flowId, observe));
+      else sinks.push(createNatsSink(s, lazyBus, observe));
     }
   } catch (err) {
     await Promise.all(sinks.map((s) => s.close()));

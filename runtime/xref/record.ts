@@ -30,6 +30,23 @@ export interface MergeResult {
   unchanged: boolean;
   /** Ids that replaced a different one: their old index entries point elsewhere now. */
   replaced: { system: string; previous: string; id: string }[];
+  /** The master data given was older than the stored data, which was kept. */
+  stale: boolean;
+}
+
+/**
+ * Is version `a` older than `b`? Both numbers, or both timestamps, compare; anything else cannot be
+ * ordered and is not older (the later write wins).
+ */
+export function isOlderVersion(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return false;
+  const na = Number(a);
+  const nb = Number(b);
+  if (a.trim() !== '' && b.trim() !== '' && Number.isFinite(na) && Number.isFinite(nb)) return na < nb;
+  const ta = Date.parse(a);
+  const tb = Date.parse(b);
+  if (!Number.isNaN(ta) && !Number.isNaN(tb) && /^\d{4}-/.test(a) && /^\d{4}-/.test(b)) return ta < tb;
+  return false;
 }
 
 /** Add `ids` (and master `data`) to a record; an id that changes is replaced and reported. */
@@ -45,6 +62,7 @@ export function mergeLinks(
     ? { ...existing, ids: { ...existing.ids }, provenance: { ...existing.provenance } }
     : { entity, key, ids: {}, provenance: {} };
   let unchanged = existing !== undefined;
+  let stale = false;
   const replaced: MergeResult['replaced'] = [];
   for (const [system, id] of Object.entries(ids)) {
     const previous = record.ids[system];
@@ -54,11 +72,13 @@ export function mergeLinks(
     record.provenance[system] = provenance;
     unchanged = false;
   }
-  if (data !== undefined && JSON.stringify(data.value) !== JSON.stringify(record.data)) {
+  if (data !== undefined && isOlderVersion(data.version, record.dataVersion)) {
+    stale = true;
+  } else if (data !== undefined && JSON.stringify(data.value) !== JSON.stringify(record.data)) {
     record.data = data.value;
     if (data.version !== undefined) record.dataVersion = data.version;
     else delete record.dataVersion;
     unchanged = false;
   }
-  return { record, unchanged, replaced };
+  return { record, unchanged, replaced, stale };
 }

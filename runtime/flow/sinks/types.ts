@@ -13,7 +13,7 @@ export interface SinkReceipt {
 /** One destination of canonical events. deliver() resolves once the sink has it, or throws SinkError. */
 export interface Sink {
   readonly name: string;
-  readonly type: 'http' | 'nats';
+  readonly type: 'http' | 'nats' | 'masterData';
   /**
    * `body` is the serialised envelope (every sink without an outbound mapping sends the same bytes);
    * `data` the canonical entity, which outbound mappings and URL templates read.
