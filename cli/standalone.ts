@@ -165,3 +165,24 @@ function decodeData(data: Record<string, string> | undefined): Record<string, st
     Object.entries(data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
   );
 }
+
+/**
+ * Point a flow's sinks (and OAuth token endpoints) at other hosts, e.g. the example's
+ * https://erp.example.com at a local simulator: every URL starting with a key gets that prefix
+ * replaced. For the demo and tests; a cluster uses the URLs of the resources as written.
+ */
+export function retargetSinks(spec: IntegrationFlowSpec, hosts: Readonly<Record<string, string>>): void {
+  const move = (url: string | undefined) => {
+    if (url === undefined) return url;
+    for (const [from, to] of Object.entries(hosts))
+      if (url.startsWith(from)) return to + url.slice(from.length);
+    return url;
+  };
+  for (const sink of spec.sinks) {
+    const h = sink.http;
+    if (!h) continue;
+    h.url = move(h.url)!;
+    if (h.update?.url) h.update.url = move(h.update.url);
+    if (h.auth?.tokenUrl) h.auth.tokenUrl = move(h.auth.tokenUrl);
+  }
+}

@@ -99,6 +99,8 @@ export interface Counts {
 export interface NetSuiteSimulator {
   url: string;
   close(): Promise<void>;
+  /** Where ERP events go from now on (the receiver may start after the simulator). */
+  setEvents(events: { url: string; secret: string } | undefined): void;
   requests: RecordedRequest[];
   readonly tokensIssued: number;
   counts: {
@@ -193,6 +195,7 @@ export async function startNetSuiteSimulator(
   const iso = () => new Date(now()).toISOString();
   const today = () => iso().slice(0, 10);
 
+  let eventsTarget = options.events;
   const requests: RecordedRequest[] = [];
   const faults = new Faults();
   const tokenFaults = new Faults();
@@ -539,13 +542,14 @@ export async function startNetSuiteSimulator(
       'x-event-id': randomUUID(),
     };
     let status: number | undefined;
-    if (options.events) {
+    const target = eventsTarget;
+    if (target) {
       // Same construction runtime/flow/signature.ts verifies: hex HMAC-SHA256 over `${timestamp}.${body}`.
-      headers['x-signature'] = createHmac('sha256', options.events.secret)
+      headers['x-signature'] = createHmac('sha256', target.secret)
         .update(`${timestamp}.${body}`)
         .digest('hex');
       headers['x-signature-timestamp'] = timestamp;
-      const res = await fetch(options.events.url, { method: 'POST', headers, body });
+      const res = await fetch(target.url, { method: 'POST', headers, body });
       await res.arrayBuffer();
       status = res.status;
     }
@@ -763,6 +767,9 @@ export async function startNetSuiteSimulator(
   const copyCounts = (c: Counts): Counts => ({ total: c.total, byExternalId: { ...c.byExternalId } });
 
   return {
+    setEvents(events) {
+      eventsTarget = events;
+    },
     url: served.url,
     close: served.close,
     requests,
