@@ -1,8 +1,10 @@
-// `tally demo`: the local demo. Starts a nats-server with JetStream (from .tools, see
-// tools/install.sh), a simulated ERP order API, and the example Shopify order flow in standalone
-// mode (the same worker code the operator deploys), then drives signed channel traffic into it —
-// including forged signatures and unmappable payloads — and prints what happened. Ctrl-C stops
-// everything and leaves no process behind.
+// `tally demo`: the local demo of the round trip. Starts a nats-server with JetStream (from .tools,
+// see tools/install.sh), a NetSuite-style ERP and a Shopify Admin API simulator (simulators/), and
+// the example flows of examples/netsuite-round-trip in standalone mode (the same worker code the
+// operator deploys). Shopify order webhooks become ERP sales orders (the ERP's id captured in the
+// cross-reference store); the ERP ships each one, and the Shopify order gets a fulfillment with the
+// tracking number. Forged signatures and unmappable payloads are mixed in. Each hop is printed for
+// the first orders; Ctrl-C stops everything and leaves no process behind.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,12 +12,21 @@ import { parseArgs } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
-import { startErpPeer } from './demo/erp-simulator.ts';
+import { openKvState } from '../runtime/flow/state/kv-store.ts';
+import { xrefBucketName } from '../runtime/xref/keys.ts';
+import { xrefStore } from '../runtime/xref/store.ts';
+import { startNetSuiteSimulator } from '../simulators/netsuite.ts';
+import { startShopifySimulator } from '../simulators/shopify.ts';
 import { shopifyHeaders, shopifyOrder } from './demo/shopify-traffic.ts';
 import { UsageError } from './errors.ts';
-import { startStandalone } from './standalone.ts';
+import { retargetSinks, startStandalone } from './standalone.ts';
 
 const SECRET = 'demo-shopify-signing-secret'; // examples/shopify-orders/secret.yaml
+const EVENTS_SECRET = 'demo-netsuite-event-secret'; // examples/netsuite-round-trip/secrets.yaml
+const ORDER_FLOW = 'shopify-orders-to-netsuite';
+const SHIPMENT_FLOW = 'netsuite-shipments-to-shopify';
+/** Orders whose every hop is printed. */
+const TRACED = 3;
 
 export const DEMO_USAGE = `Usage: tally demo [--orders N] [--rate PER_SECOND]
 
@@ -51,94 +62,162 @@ export async function demoCommand(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  say('Tally demo: Shopify order webhooks -> canonical Order -> ERP order API + NATS subject');
+  say('Tally demo: Shopify order -> NetSuite sales order -> ERP shipment -> Shopify fulfillment');
   const nats = await startNatsServer();
   say(`  nats-server with JetStream   ${nats.url}`);
+  // Kept on purpose after the demo: the log names the dead letters and every hop.
   const logDir = mkdtempSync(join(tmpdir(), 'tally-demo-'));
-  const logFile = join(logDir, 'worker.log');
+  const logFile = join(logDir, 'workers.log');
   const logDestination = pino.destination({ dest: logFile, sync: false });
-  const erp = await startErpPeer();
-  say(`  simulated ERP order API      ${erp.url}/api/sales-orders`);
+  const netsuite = await startNetSuiteSimulator();
+  const shopify = await startShopifySimulator();
+  say(`  NetSuite-style ERP           ${netsuite.url}/services/rest/record/v1 (OAuth 2.0)`);
+  say(`  Shopify Admin API            ${shopify.url}/admin/api/2025-10`);
+  const closeSimulators = () => Promise.all([netsuite.close(), shopify.close()]);
   const run = await startStandalone({
-    paths: ['examples/shopify-orders'],
+    paths: [
+      'examples/netsuite-round-trip',
+      'examples/shopify-orders/mapping.yaml',
+      'examples/shopify-orders/secret.yaml',
+    ],
     natsServers: [nats.url],
     port: 0,
     logDestination,
     override: (_name, spec) => {
-      const http = spec.sinks.find((s) => s.type === 'http')?.http;
-      if (http) http.url = `${erp.url}/api/sales-orders`;
+      retargetSinks(spec, {
+        'https://erp.example.com': netsuite.url,
+        'https://tally-demo.myshopify.com': shopify.url,
+      });
+      spec.replicas = 1;
     },
   }).catch(async (err) => {
-    await erp.close();
+    await closeSimulators();
     await nats.stop();
     throw err;
   });
-  const flow = run.flows[0]!;
-  const base = `http://127.0.0.1:${flow.worker.port}`;
-  const webhook = `${base}${flow.spec.source.webhook?.path ?? '/webhook'}`;
-  say(`  flow worker (webhook)        ${webhook}`);
-  say(`  metrics                      ${base}/metrics`);
-  say(`  worker logs (JSON)           ${logFile}`);
+  const flowOf = (name: string) => run.flows.find((f) => f.name === name)!;
+  const orders = flowOf(ORDER_FLOW);
+  const shipments = flowOf(SHIPMENT_FLOW);
+  const webhook = `http://127.0.0.1:${orders.worker.port}${orders.spec.source.webhook?.path ?? '/webhook'}`;
+  const erpEvents = `http://127.0.0.1:${shipments.worker.port}${shipments.spec.source.webhook?.path ?? '/webhook'}`;
+  netsuite.setEvents({ url: erpEvents, secret: EVENTS_SECRET });
+  say(`  order flow (Shopify webhook) ${webhook}`);
+  say(`  shipment flow (ERP events)   ${erpEvents}`);
+  say(
+    `  metrics                      http://127.0.0.1:${orders.worker.port}/metrics, :${shipments.worker.port}/metrics`,
+  );
+  say(`  worker logs (JSON, kept)     ${logFile}`);
   say(
     `Sending ${Number.isFinite(limit) ? limit : 'orders until Ctrl-C,'} at ${rate}/s; every 10th is forged, every 15th unmappable.\n`,
   );
 
   const nc = await connect({ servers: nats.url });
   const jsm = await jetstreamManager(nc);
+  const store = xrefStore(await openKvState(nc, xrefBucketName('default'), { history: 5 }));
   const counts = { sent: 0, accepted: 0, rejected: 0, errors: 0 };
-  const status = async () => {
-    const dead = (await jsm.streams.info(flow.deadLetterStream)).state.messages;
-    return `sent ${counts.sent} | accepted 202: ${counts.accepted} | rejected 401: ${counts.rejected} | delivered to ERP: ${erp.applied.size} | dead-lettered: ${dead}`;
-  };
+  const traced = new Map<string, number>(); // canonical key -> order number, for the first orders
+  let tracedSoFar = 0;
+  const shipped = new Set<string>(); // sales order internal ids
+  const dead = async () =>
+    (await jsm.streams.info(orders.deadLetterStream)).state.messages +
+    (await jsm.streams.info(shipments.deadLetterStream)).state.messages;
+  const status = async () =>
+    `sent ${counts.sent} | accepted 202: ${counts.accepted} | rejected 401: ${counts.rejected} | ERP sales orders: ${netsuite.salesOrders().length} | shipped: ${shipped.size} | Shopify fulfillments: ${shopify.counts.fulfillmentsCreated} | dead-lettered: ${await dead()}`;
 
   const send = async (n: number) => {
     const forged = n % 10 === 9;
     const unmappable = n % 15 === 14;
-    const body = JSON.stringify(
-      unmappable ? { id: n, note: 'a payload the mapping cannot read' } : shopifyOrder({ n }),
-    );
-    const res = await fetch(webhook, {
-      method: 'POST',
-      body,
-      headers: shopifyHeaders(body, forged ? 'wrong-secret' : SECRET, `demo-${n}`),
-    });
+    let code: number;
+    if (unmappable || forged) {
+      const body = JSON.stringify(
+        unmappable ? { id: n, note: 'a payload the mapping cannot read' } : shopifyOrder({ n }),
+      );
+      const res = await fetch(webhook, {
+        method: 'POST',
+        body,
+        headers: shopifyHeaders(body, forged ? 'wrong-secret' : SECRET, `demo-${n}`),
+      });
+      await res.arrayBuffer();
+      code = res.status;
+    } else {
+      const order = shopifyOrder({ n });
+      if (tracedSoFar < TRACED) {
+        tracedSoFar++;
+        traced.set(`shopify-${order.id}`, n);
+        say(`${order.name}  Shopify order ${order.id} sent as a signed webhook`);
+      }
+      code = await shopify.sendOrderWebhook(webhook, order, SECRET);
+    }
     counts.sent++;
-    if (res.status === 202) counts.accepted++;
-    else if (res.status === 401) counts.rejected++;
+    if (code === 202) counts.accepted++;
+    else if (code === 401) counts.rejected++;
     else counts.errors++;
+  };
+
+  /** The ERP ships every sales order whose id Tally has captured; the first ones are traced. */
+  const shipCaptured = async () => {
+    for (const so of netsuite.salesOrders()) {
+      if (shipped.has(so.id) || !so.externalId) continue;
+      const record = await store.get('Order', so.externalId);
+      if (record?.ids.netsuite !== so.id) continue;
+      shipped.add(so.id);
+      const tracking = `1Z${so.id.padStart(16, '0')}`;
+      const name = traced.has(so.externalId) ? String(so.otherRefNum) : undefined;
+      if (name) {
+        say(
+          `${name}  -> NetSuite sales order ${so.id} (${so.tranId}); id captured: Order ${so.externalId} = netsuite ${so.id}, shopify ${record.ids.shopify}`,
+        );
+        say(`${name}  -> NetSuite ships it: UPS ${tracking}`);
+      }
+      await netsuite.shipSalesOrder(so.id, { trackingNumber: tracking, carrier: 'UPS' });
+    }
+    for (const [key, n] of traced) {
+      const shopifyId = Number(key.slice('shopify-'.length));
+      const f = shopify.fulfillments(shopifyId)[0];
+      if (!f) continue;
+      traced.delete(key);
+      say(
+        `#${1000 + n}  -> Shopify fulfillment ${f.id} on order ${shopifyId}, tracking ${f.tracking_number}; order ${shopify.order(shopifyId)?.fulfillment_status}`,
+      );
+    }
   };
 
   let lastPrint = 0;
   try {
     for (let n = 0; n < limit && !stop.signal.aborted; n++) {
       await send(n);
+      await shipCaptured();
       if (Date.now() - lastPrint > 2000) {
         say(await status());
         lastPrint = Date.now();
       }
       await new Promise((r) => setTimeout(r, 1000 / rate));
     }
-    // Let the pipeline drain what was accepted: each accepted order is delivered or dead-lettered.
-    const deadline = Date.now() + 15_000;
+    // Let the round trips finish: each accepted order is fulfilled in Shopify or dead-lettered.
+    const deadline = Date.now() + 30_000;
     while (!stop.signal.aborted && Date.now() < deadline) {
-      const dead = (await jsm.streams.info(flow.deadLetterStream)).state.messages;
-      if (erp.applied.size + dead >= counts.accepted) break;
+      await shipCaptured();
+      if (shopify.counts.fulfillmentsCreated + (await dead()) >= counts.accepted && traced.size === 0) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     say(`\n${await status()}`);
     say(
-      `ERP received ${erp.requests.length} request(s) for ${erp.applied.size} distinct order(s) (idempotency keys).`,
+      `ERP creates: ${netsuite.creates().total} for ${netsuite.salesOrders().length} sales order(s); OAuth tokens issued: ${netsuite.tokensIssued}.`,
     );
-    say(`Dead letters keep the payload and the error: stream ${flow.deadLetterStream}.`);
+    say(
+      `Dead letters keep the payload and the error: streams ${orders.deadLetterStream}, ${shipments.deadLetterStream}.`,
+    );
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await nc.close();
     await run.stop();
-    await erp.close();
+    await closeSimulators();
     await nats.stop();
     cleanupNow();
-    say('Stopped: nats-server, worker and ERP simulator are down.');
+    say(
+      `Stopped: nats-server, workers and simulators are down (the JetStream store is removed; the worker log stays in ${logFile}).`,
+    );
   }
   return counts.errors === 0 ? 0 : 1;
 }

@@ -23,13 +23,21 @@ function startDemo(args: string[]) {
 }
 
 describe('tally demo', () => {
-  it('delivers the accepted orders, dead-letters the unmappable one and rejects forged ones', async () => {
+  it('carries each accepted order round trip (ERP sales order, shipment, Shopify fulfillment), dead-letters the unmappable one and rejects forged ones', async () => {
     const demo = startDemo(['--orders', '30', '--rate', '100']);
     expect(await demo.exited, demo.output()).toBe(0);
     expect(demo.output()).toContain(
-      'sent 30 | accepted 202: 27 | rejected 401: 3 | delivered to ERP: 26 | dead-lettered: 1',
+      'sent 30 | accepted 202: 27 | rejected 401: 3 | ERP sales orders: 26 | shipped: 26 | Shopify fulfillments: 26 | dead-lettered: 1',
     );
-    expect(demo.output()).toContain('ERP received 26 request(s) for 26 distinct order(s)');
+    expect(demo.output()).toContain('ERP creates: 26 for 26 sales order(s)');
+    // Every hop of the first order is printed.
+    expect(demo.output()).toMatch(/#1000 {2}Shopify order 5100000000000 sent as a signed webhook/);
+    expect(demo.output()).toMatch(
+      /#1000 {2}-> NetSuite sales order \d+ .*id captured: Order shopify-5100000000000 = netsuite \d+, shopify 5100000000000/,
+    );
+    expect(demo.output()).toMatch(
+      /#1000 {2}-> Shopify fulfillment \d+ on order 5100000000000, tracking 1Z\d+; order fulfilled/,
+    );
   });
 
   it('stops cleanly on Ctrl-C and leaves no nats-server behind', async () => {
@@ -39,7 +47,7 @@ describe('tally demo', () => {
     expect(await canConnect(port)).toBe(true);
     demo.child.kill('SIGINT');
     expect(await demo.exited).toBe(0);
-    expect(demo.output()).toContain('Stopped: nats-server, worker and ERP simulator are down.');
+    expect(demo.output()).toContain('Stopped: nats-server, workers and simulators are down');
     expect(await canConnect(port)).toBe(false);
   });
 });

@@ -112,8 +112,6 @@ async function start(
   return run;
 }
 
-const shopifyIdOf = (n: number) => String(shopifyOrder({ n }).id);
-
 describe('round trip: Shopify order -> NetSuite sales order -> shipment -> Shopify fulfillment', () => {
   it('creates the sales order once, captures its id, and fulfils the Shopify order with the tracking number', async () => {
     const run = await start('rt-happy');
@@ -203,7 +201,13 @@ describe('round trip: Shopify order -> NetSuite sales order -> shipment -> Shopi
           spec.delivery.maxBackoff = '4s';
         }
       },
-      { crashAfterCreate: () => (crashed ? false : (crashed = true)) },
+      {
+        crashAfterCreate: () => {
+          if (crashed) return false;
+          crashed = true;
+          return true;
+        },
+      },
     );
     const order = shopifyOrder({ n: 3 });
     const key = `shopify-${order.id}`;
