@@ -19,7 +19,7 @@ describe('classifyHttpStatus', () => {
     [401, 'permanent'],
     [403, 'permanent'],
     [404, 'permanent'],
-    [409, 'permanent'],
+    [409, 'transient'],
     [422, 'permanent'],
     [301, 'permanent'],
   ] as const)('%i is %s', (status, outcome) => {

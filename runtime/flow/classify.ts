@@ -15,10 +15,13 @@ export type HttpOutcome = 'delivered' | 'transient' | 'permanent';
  */
 export const SINK_WAIT_REASONS: readonly FailureReason[] = ['sink_throttled', 'sink_circuit_open'];
 
-/** 2xx delivered; 408, 429 and 5xx may pass; any other answer (4xx, 3xx, 1xx) needs a fix first. */
+/**
+ * 2xx delivered; 408, 409 (a concurrent change at the target, e.g. an optimistic-lock conflict), 429
+ * and 5xx may pass; any other answer (4xx, 3xx, 1xx) needs a fix first.
+ */
 export function classifyHttpStatus(status: number): HttpOutcome {
   if (status >= 200 && status < 300) return 'delivered';
-  if (status === 408 || status === 429 || status >= 500) return 'transient';
+  if (status === 408 || status === 409 || status === 429 || status >= 500) return 'transient';
   return 'permanent';
 }
 
@@ -48,6 +51,7 @@ export const FAILURE_REASONS = [
   'sink_url_template',
   'sink_auth_refused',
   'capture_missing',
+  'sink_duplicate',
   'sink_conflict',
   'waiting_for_xref',
   'bus_unavailable',
@@ -71,6 +75,7 @@ const SINK_CODE_REASONS: Partial<Record<string, FailureReason>> = {
   [FlowErrorCode.SinkUrlTemplate]: 'sink_url_template',
   [FlowErrorCode.SinkAuthRefused]: 'sink_auth_refused',
   [FlowErrorCode.CaptureMissing]: 'capture_missing',
+  [FlowErrorCode.SinkDuplicate]: 'sink_duplicate',
   [FlowErrorCode.SinkConflict]: 'sink_conflict',
 };
 

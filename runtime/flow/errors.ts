@@ -18,6 +18,8 @@ export const FlowErrorCode = {
   /** The target took the event but its answer lacks the id xref.capture selects. */
   CaptureMissing: 'FLOW_CAPTURE_MISSING',
   /** The target says the object exists, and neither Tally nor the answer knows its id. */
+  SinkDuplicate: 'FLOW_SINK_DUPLICATE',
+  /** 409 Conflict (a concurrent change at the target): retried. */
   SinkConflict: 'FLOW_SINK_CONFLICT',
   MissingSecret: 'FLOW_MISSING_SECRET',
   UnsupportedSource: 'FLOW_UNSUPPORTED_SOURCE',

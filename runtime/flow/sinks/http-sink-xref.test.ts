@@ -143,14 +143,18 @@ describe('HTTP sink with an outbound mapping and a cross-reference', () => {
     handler = (_q, _b, res) =>
       res.writeHead(409, { 'content-type': 'application/json' }).end('{"error":"duplicate"}');
     const err = await sink.deliver(event('web-4'), new Uint8Array(), { orderId: 'web-4' }).catch((e) => e);
-    expect(classifyFailure(err)).toMatchObject({ reason: 'sink_conflict', permanent: true });
+    expect(classifyFailure(err)).toMatchObject({ reason: 'sink_duplicate', permanent: true });
     expect(err.message).toMatch(
       /already exists there, but Tally holds no erp id for Order web-4.*tally xref put/,
     );
-    // A 409 that is not a duplicate (bodyPattern does not match) stays a plain rejection.
+    // A 409 that is not a duplicate (bodyPattern does not match) is a conflict at the target: retried.
     handler = (_q, _b, res) => res.writeHead(409).end('version conflict');
     const other = await sink.deliver(event('web-5'), new Uint8Array(), { orderId: 'web-5' }).catch((e) => e);
-    expect(classifyFailure(other).reason).toBe('sink_rejected');
+    expect(classifyFailure(other)).toMatchObject({ reason: 'sink_conflict', permanent: false });
+    // A plain 4xx is permanent.
+    handler = (_q, _b, res) => res.writeHead(422).end('{"errors":{"base":["bad"]}}');
+    const bad = await sink.deliver(event('web-9'), new Uint8Array(), { orderId: 'web-9' }).catch((e) => e);
+    expect(classifyFailure(bad)).toMatchObject({ reason: 'sink_rejected', permanent: true });
     await sink.close();
   });
 

@@ -1,4 +1,4 @@
-// HTTP sink: one request per event, bounded in flight and in rate. 2xx delivered; 408/429/5xx/network
+// HTTP sink: one request per event, bounded in flight and in rate. 2xx delivered; 408/409/429/5xx/network
 // errors transient; other answers permanent. A circuit breaker leaves a failing sink alone for a
 // cool-down, and a Retry-After on 429/503 pauses the whole sink (not just that event): events
 // meanwhile fail fast without a request, and the processor hands them back with that delay.
@@ -206,8 +206,8 @@ export function createHttpSink(config: HttpSinkConfig, options: HttpSinkOptions)
         }
         const status = res.statusCode;
         const outcome = classifyHttpStatus(status);
-        // 429 and permanent answers come from a sink that is up; 408/5xx count against it.
-        if (outcome === 'transient' && status !== 429) breaker.failure(probe);
+        // 409, 429 and permanent answers come from a sink that is up; 408/5xx count against it.
+        if (outcome === 'transient' && status !== 429 && status !== 409) breaker.failure(probe);
         else breaker.success(probe);
         return { res, status, outcome, credentials };
       }
@@ -320,7 +320,7 @@ export function createHttpSink(config: HttpSinkConfig, options: HttpSinkOptions)
           throw sinkError(
             `${target} answered ${status}: the object already exists there, but Tally holds no ${xrefConfig!.system} id for ${entity} ${event.subject} and xref.capture found none in the answer; record it with tally xref put, then replay${text ? ` (answer: ${text})` : ''}`,
             true,
-            FlowErrorCode.SinkConflict,
+            FlowErrorCode.SinkDuplicate,
             { status },
           );
         }
@@ -348,7 +348,9 @@ export function createHttpSink(config: HttpSinkConfig, options: HttpSinkOptions)
               ? FlowErrorCode.SinkRejected
               : status === 429
                 ? FlowErrorCode.SinkThrottled
-                : FlowErrorCode.SinkUnavailable,
+                : status === 409
+                  ? FlowErrorCode.SinkConflict
+                  : FlowErrorCode.SinkUnavailable,
           { status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
         );
       } finally {
