@@ -73,9 +73,11 @@ export const mappingTestCaseSchema = z
     input: anyJson().describe(
       'inbound: a source payload, as the channel sends it; outbound: a canonical entity (checked against its schema).',
     ),
-    expected: anyJson().describe(
-      'inbound: the canonical output; outbound: the request body before encoding (a string for xml and text).',
-    ),
+    expected: anyJson()
+      .optional()
+      .describe(
+        'inbound: the canonical output; outbound: the request body before encoding (a string for xml and text). Required unless expectedError is set.',
+      ),
     match: z
       .enum(['exact', 'partial'])
       .default('exact')
@@ -104,6 +106,16 @@ export const mappingTestCaseSchema = z
       ),
   })
   .strict()
+  // Checked by tally validate and the operator only: CEL cannot see `expected` (an untyped field).
+  .superRefine((t, ctx) => {
+    if (t.expected === undefined && t.expectedError === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['expected'],
+        message: 'a test case needs expected (or expectedError, for a case that must fail)',
+      });
+    }
+  })
   .describe('An embedded test case run by `tally validate`, `tally mapping test` and the operator.');
 
 export const OUTPUT_FORMATS = ['json', 'form', 'xml', 'text'] as const;
