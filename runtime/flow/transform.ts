@@ -6,7 +6,7 @@
 import type { CanonicalEvent } from '../../api/envelope.ts';
 import type { FlowWorkerConfig } from '../../api/worker-config.ts';
 import type { CompiledMapping } from '../mapping/types.ts';
-import { withXrefs, type XrefSource } from '../xref/context.ts';
+import { readsXrefs, withXrefs, type XrefSource } from '../xref/context.ts';
 import { classifyFailure, type Failure } from './classify.ts';
 import { buildEnvelope } from './envelope.ts';
 import { PayloadError } from './errors.ts';
@@ -78,10 +78,13 @@ export function createTransform(
   /** The cross-reference store, for mappings that call $xref, $customer or $product. */
   xref?: XrefSource,
 ): Transform {
+  // The hot path stays as it was for mappings that read no cross-reference (most inbound ones).
+  const map = readsXrefs(config.mapping.expression, config.mapping.businessKey)
+    ? (payload: unknown) => withXrefs(xref, (bindings) => mapping.map(payload, bindings))
+    : (payload: unknown) => mapping.map(payload);
   return async (input) => {
     try {
-      const payload = parseJson(input.data);
-      const mapped = await withXrefs(xref, (bindings) => mapping.map(payload, bindings));
+      const mapped = await map(parseJson(input.data));
       const event = buildEnvelope({
         flow: config.flow,
         mapping: config.mapping,

@@ -20,8 +20,9 @@ import {
   type MappingPart,
 } from './errors.ts';
 import { EVALUATE_ENTRY_HOOK, evaluationGuard, YIELD_AFTER_MS } from './evaluation-guard.ts';
+import { didYouMean, unknownFunctions } from './function-names.ts';
 import { mappingFunctions } from './functions.ts';
-import { compileError, evaluationError } from './jsonata-errors.ts';
+import { compileError, evaluationError, locate } from './jsonata-errors.ts';
 import type { CompiledMapping, MappingDefinition, MappingResult } from './types.ts';
 
 /** Which evaluator runs a mapping: 'auto' (the default) is the fast path when it supports the expression. */
@@ -143,6 +144,7 @@ export function compilePart(
   mode: EvaluationPath,
 ): CompiledPart {
   const interpreter = compileExpression(part, source, def);
+  checkFunctionNames(part, source, interpreter, def);
   if (mode === 'interpreter') {
     return { part, source, interpreter, fast: undefined, fallbackReason: 'the interpreter was asked for' };
   }
@@ -164,6 +166,33 @@ export function compilePart(
     throw new MappingCompileError(`spec.${part} cannot use the fast path: ${fallbackReason}`, { part });
   }
   return { part, source, interpreter, fast, fallbackReason };
+}
+
+/**
+ * Refuse a call of a function nothing defines (a typo such as $moneyAddd): JSONata would only fail
+ * when it evaluates the call, with the first payload that gets there.
+ */
+function checkFunctionNames(
+  part: MappingPart,
+  source: string,
+  expr: jsonata.Expression,
+  def: PartContext,
+): void {
+  const custom = mappingFunctions(def.lookups).map((f) => f.name);
+  const unknown = unknownFunctions(expr.ast(), custom);
+  const first = unknown[0];
+  if (!first) return;
+  const location = locate(source, first.position, `$${first.name}`);
+  const at = location ? ` at line ${location.line}, column ${location.column}` : '';
+  const hint =
+    didYouMean(first.suggestions) ??
+    `it is neither a JSONata function nor one of Tally's (${custom.map((n) => `$${n}`).join(', ')}), and the expression does not bind it (e.g. $f := function($x) { ... })`;
+  const others = [...new Set(unknown.slice(1).map((u) => `$${u.name}`))].filter((n) => n !== `$${first.name}`);
+  const more = others.length ? ` (it also calls ${others.join(', ')}, which are not defined either)` : '';
+  throw new MappingCompileError(
+    `spec.${part} calls $${first.name}${at}, which is not a defined function: ${hint}${more}`,
+    { part, ...(location ? { location } : {}) },
+  );
 }
 
 function compileExpression(part: MappingPart, source: string, def: PartContext): jsonata.Expression {

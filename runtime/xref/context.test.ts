@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileMapping } from '../mapping/engine.ts';
 import type { MappingDefinition } from '../mapping/types.ts';
-import { fixtureSource, withXrefs, XrefMissingError, type XrefSource } from './context.ts';
+import { fixtureSource, readsXrefs, withXrefs, XrefMissingError, type XrefSource } from './context.ts';
 import type { XrefRecord } from './record.ts';
 
 const records: XrefRecord[] = [
@@ -113,5 +113,14 @@ describe('withXrefs', () => {
     const { output } = await withXrefs(source, (b) => mapping.map({}, b));
     expect(output).toMatchObject({ shipmentId: '51', orderId: 'shopify-51' });
     expect(reads.sort()).toEqual(['Order/netsuite/1042', 'Order/shopify/51']);
+  });
+});
+
+describe('readsXrefs', () => {
+  it('sees direct calls of the cross-reference functions only', () => {
+    expect(readsXrefs('$xref("Order", "netsuite", id, "tally")')).toBe(true);
+    expect(readsXrefs('{"c": $customer ("shopify", customer.id)}')).toBe(true);
+    expect(readsXrefs('$xrefFind("Order", "a", "b", "c")', 'orderId')).toBe(true);
+    expect(readsXrefs('{"orderId": xref}', '$string(id)')).toBe(false);
   });
 });

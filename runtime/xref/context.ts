@@ -99,6 +99,13 @@ export class XrefContext {
   }
 }
 
+const XREF_CALL = /\$(xref|xrefFind|customer|product)\s*\(/;
+
+/** Whether an expression may call a cross-reference function (else evaluations need no context). */
+export function readsXrefs(...sources: readonly string[]): boolean {
+  return sources.some((s) => XREF_CALL.test(s));
+}
+
 /** Rounds of fetch-and-evaluate one event may take: more references than this is a mapping bug. */
 export const MAX_XREF_ROUNDS = 16;
 
@@ -148,7 +155,7 @@ function contextOf(focus: Focus, fn: string): XrefContext {
   const ctx = focus.environment.lookup(XREF_BINDING);
   if (ctx instanceof XrefContext) return ctx;
   throw new MappingEvaluationError(
-    `$${fn} reads the cross-reference store, which only outbound mappings and sink URL values have; a test case lists what it holds in xrefs`,
+    `$${fn} reads the cross-reference store, which this evaluation was not given: call it directly as $${fn}(...) in the expression (that is how Tally sees that a mapping needs the store)`,
   );
 }
 
