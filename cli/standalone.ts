@@ -6,6 +6,7 @@ import type { DestinationStream } from 'pino';
 import { canonicalMappingSpecSchema } from '../api/canonical-mapping.ts';
 import { type IntegrationFlowSpec, integrationFlowSpecSchema } from '../api/integration-flow.ts';
 import { validateDocuments } from '../api/validate.ts';
+import type { WorkerConfig } from '../api/worker-config.ts';
 import { connectNats, ensureFlowNats } from '../operator/nats/provisioner.ts';
 import type { ResolvedLookups } from '../operator/reconcile/lookups.ts';
 import { tableFromConfigMap } from '../operator/reconcile/lookups.ts';
@@ -51,22 +52,8 @@ export async function startStandalone(
   opts: StandaloneOptions,
 ): Promise<{ flows: StandaloneFlow[]; stop(): Promise<void> }> {
   const namespace = opts.namespace ?? 'default';
-  const { documents, parseErrors } = await loadDocuments(await expandPaths(opts.paths));
-  if (parseErrors.length) throw new InputError(parseErrors.map((e) => `${e.file}: ${e.message}`).join('\n'));
-  const report = validateDocuments(documents);
-  if (!report.valid) throw new InputError(`the resources are invalid:\n${formatText(report)}`);
-
-  const docs = documents.map((d) => d.doc as Doc).filter(Boolean);
-  const byKind = (kind: string) => docs.filter((d) => d.kind === kind);
-  const secrets = new Map(
-    byKind('Secret').map((s) => [
-      s.metadata?.name ?? '',
-      { ...decodeData(s.data), ...(s.stringData ?? {}) } as Record<string, string>,
-    ]),
-  );
-  const configMaps = new Map(byKind('ConfigMap').map((c) => [c.metadata?.name ?? '', c.data ?? {}]));
-  const mappings = new Map(byKind('CanonicalMapping').map((m) => [m.metadata?.name ?? '', m]));
-  const flows = byKind('IntegrationFlow');
+  const folder = await loadFlowFolder(opts.paths);
+  const flows = folder.flows;
   if (flows.length === 0) throw new InputError(`no IntegrationFlow in ${opts.paths.join(', ')}`);
 
   const { nc, jsm } = await connectNats(opts.natsServers, 'tally-run');
@@ -77,58 +64,12 @@ export async function startStandalone(
       // Validated above; parsing again applies the defaults, as the apiserver would.
       const spec = integrationFlowSpecSchema.parse(flow.spec);
       opts.override?.(name, spec);
-      // As the operator does: each mapping the flow uses is resolved, and one whose tests fail does not run.
-      const resolve = async (mappingName: string) => {
-        const doc = mappings.get(mappingName);
-        if (!doc)
-          throw new InputError(`flow ${name}: CanonicalMapping ${mappingName} is not among the given files`);
-        const mappingSpec = canonicalMappingSpecSchema.parse(doc.spec);
-        const lookups: ResolvedLookups = {};
-        for (const t of mappingSpec.lookups) {
-          const cm = t.configMapRef ? configMaps.get(t.configMapRef.name) : undefined;
-          if (!t.inline && !cm) {
-            throw new InputError(
-              `mapping ${mappingName}: lookup table "${t.name}" reads ConfigMap ${t.configMapRef!.name}, which is not among the given files: add it`,
-            );
-          }
-          const values =
-            t.inline ?? tableFromConfigMap(cm!, t.configMapRef!.key, t.configMapRef!.name, t.name);
-          lookups[t.name] = { values, ...(t.default !== undefined ? { default: t.default } : {}) };
-        }
-        const results = await runSpecTests(`${namespace}/${mappingName}`, mappingSpec, lookups);
-        if (results.some((r) => !r.passed)) {
-          throw new InputError(
-            `mapping ${mappingName}: ${formatTestResults(`${namespace}/${mappingName}`, results)}`,
-          );
-        }
-        return { name: mappingName, generation: 1, spec: mappingSpec, lookups };
-      };
-      const inbound = await resolve(spec.mappingRef.name);
-      const outboundMappings = new Map<string, ResolvedOutboundMapping>();
-      for (const sink of spec.sinks) {
-        const ref = sink.http?.bodyMappingRef?.name;
-        if (ref && !outboundMappings.has(ref)) outboundMappings.set(ref, await resolve(ref));
-      }
-      const { config, env } = renderWorkerConfig({
+      const { config, env: secretEnv } = await renderFlow(folder, {
         namespace,
         name,
         spec,
-        mapping: { name: inbound.name, generation: 1, spec: inbound.spec },
-        lookups: inbound.lookups,
-        outboundMappings,
         natsServers: opts.natsServers,
       });
-      const secretEnv: Record<string, string> = {};
-      for (const e of env) {
-        const ref = e.valueFrom.secretKeyRef;
-        const value = secrets.get(ref.name)?.[ref.key] ?? process.env[e.name];
-        if (value === undefined) {
-          throw new InputError(
-            `flow ${name} needs Secret ${ref.name} key ${ref.key}: add the Secret to the folder or set ${e.name}`,
-          );
-        }
-        secretEnv[e.name] = value;
-      }
       const nats = await ensureFlowNats(jsm, { namespace, name }, spec);
       const logger = createLogger({
         flow: `${namespace}/${name}`,
@@ -158,6 +99,98 @@ export async function startStandalone(
       await nc.drain().catch(() => undefined);
     },
   };
+}
+
+/** The resources of a folder of YAML, validated, by kind: what `tally run` and the operator read. */
+export interface FlowFolder {
+  flows: Doc[];
+  mappings: Map<string, Doc>;
+  configMaps: Map<string, Record<string, string>>;
+  secrets: Map<string, Record<string, string>>;
+}
+
+export async function loadFlowFolder(paths: string[]): Promise<FlowFolder> {
+  const { documents, parseErrors } = await loadDocuments(await expandPaths(paths));
+  if (parseErrors.length) throw new InputError(parseErrors.map((e) => `${e.file}: ${e.message}`).join('\n'));
+  const report = validateDocuments(documents);
+  if (!report.valid) throw new InputError(`the resources are invalid:\n${formatText(report)}`);
+  const docs = documents.map((d) => d.doc as Doc).filter(Boolean);
+  const byKind = (kind: string) => docs.filter((d) => d.kind === kind);
+  return {
+    flows: byKind('IntegrationFlow'),
+    mappings: new Map(byKind('CanonicalMapping').map((m) => [m.metadata?.name ?? '', m])),
+    configMaps: new Map(byKind('ConfigMap').map((c) => [c.metadata?.name ?? '', c.data ?? {}])),
+    secrets: new Map(
+      byKind('Secret').map((s) => [
+        s.metadata?.name ?? '',
+        { ...decodeData(s.data), ...(s.stringData ?? {}) } as Record<string, string>,
+      ]),
+    ),
+  };
+}
+
+/**
+ * One flow's WorkerConfig, built as the operator builds it: each mapping it uses (the inbound one and
+ * the sinks' outbound ones) resolved with its lookup tables, and refused when its embedded tests
+ * fail; then the secret variables the render names, from the folder's Secrets (else the environment).
+ */
+export async function renderFlow(
+  folder: FlowFolder,
+  flow: { namespace: string; name: string; spec: IntegrationFlowSpec; natsServers: string[] },
+  environment: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<{ config: WorkerConfig; env: Record<string, string> }> {
+  const { namespace, name, spec } = flow;
+  const resolve = async (mappingName: string): Promise<ResolvedOutboundMapping> => {
+    const doc = folder.mappings.get(mappingName);
+    if (!doc)
+      throw new InputError(`flow ${name}: CanonicalMapping ${mappingName} is not among the given files`);
+    const mappingSpec = canonicalMappingSpecSchema.parse(doc.spec);
+    const lookups: ResolvedLookups = {};
+    for (const t of mappingSpec.lookups) {
+      const cm = t.configMapRef ? folder.configMaps.get(t.configMapRef.name) : undefined;
+      if (!t.inline && !cm) {
+        throw new InputError(
+          `mapping ${mappingName}: lookup table "${t.name}" reads ConfigMap ${t.configMapRef!.name}, which is not among the given files: add it`,
+        );
+      }
+      const values = t.inline ?? tableFromConfigMap(cm!, t.configMapRef!.key, t.configMapRef!.name, t.name);
+      lookups[t.name] = { values, ...(t.default !== undefined ? { default: t.default } : {}) };
+    }
+    const results = await runSpecTests(`${namespace}/${mappingName}`, mappingSpec, lookups);
+    if (results.some((r) => !r.passed)) {
+      throw new InputError(
+        `mapping ${mappingName}: ${formatTestResults(`${namespace}/${mappingName}`, results)}`,
+      );
+    }
+    return { name: mappingName, generation: 1, spec: mappingSpec, lookups };
+  };
+  const inbound = await resolve(spec.mappingRef.name);
+  const outboundMappings = new Map<string, ResolvedOutboundMapping>();
+  for (const sink of spec.sinks) {
+    const ref = sink.http?.bodyMappingRef?.name;
+    if (ref && !outboundMappings.has(ref)) outboundMappings.set(ref, await resolve(ref));
+  }
+  const { config, env } = renderWorkerConfig({
+    namespace,
+    name,
+    spec,
+    mapping: { name: inbound.name, generation: inbound.generation, spec: inbound.spec },
+    lookups: inbound.lookups,
+    outboundMappings,
+    natsServers: flow.natsServers,
+  });
+  const values: Record<string, string> = {};
+  for (const e of env) {
+    const ref = e.valueFrom.secretKeyRef;
+    const value = folder.secrets.get(ref.name)?.[ref.key] ?? environment[e.name];
+    if (value === undefined) {
+      throw new InputError(
+        `flow ${name} needs Secret ${ref.name} key ${ref.key}: add the Secret to the folder or set ${e.name}`,
+      );
+    }
+    values[e.name] = value;
+  }
+  return { config, env: values };
 }
 
 function decodeData(data: Record<string, string> | undefined): Record<string, string> {

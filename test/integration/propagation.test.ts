@@ -5,11 +5,9 @@
 // order (examples/netsuite-credits-to-shopify-refunds), and CRM accounts become customer master data
 // that mappings resolve with $customer (examples/crm-customers).
 import { createHmac } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { IntegrationFlowSpec } from '../../api/integration-flow.ts';
-import { retargetSinks, startStandalone } from '../../cli/standalone.ts';
 import type { DeadLetterSummary } from '../../runtime/flow/dead-letters/record.ts';
 import { DeadLetterStore } from '../../runtime/flow/dead-letters/store.ts';
 import { openKvState } from '../../runtime/flow/state/kv-store.ts';
@@ -25,6 +23,7 @@ import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { waitUntil } from '../harness/process.ts';
 import { repoPath } from '../harness/tools.ts';
 import { sample } from './support/flow-worker.ts';
+import { startExampleFlows } from './support/two-way.ts';
 
 // The demo secrets of the examples' Secret files.
 const INVENTORY_SECRET = 'demo-netsuite-inventory-secret';
@@ -80,31 +79,19 @@ async function start(
   hosts: Record<string, string>,
   tweak: (spec: IntegrationFlowSpec) => void = () => {},
 ): Promise<Run> {
-  const logs: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
-      done();
-    },
-  });
-  const standalone = await startStandalone({
-    paths: [repoPath(`examples/${folder}`)],
-    natsServers: [nats.url],
+  const run = await startExampleFlows({
+    nc,
+    natsUrl: nats.url,
     namespace,
-    logDestination: destination,
-    override: (_name, spec) => {
-      retargetSinks(spec, hosts);
-      spec.replicas = 1;
-      spec.delivery.initialBackoff = '200ms';
-      spec.delivery.maxBackoff = '1s';
-      tweak(spec);
-    },
+    paths: [repoPath(`examples/${folder}`)],
+    hosts,
+    tweak: (_name, spec) => tweak(spec),
   });
-  cleanups.push(() => standalone.stop());
-  expect(standalone.flows).toHaveLength(1);
-  const flow = standalone.flows[0]!;
+  cleanups.push(() => run.stop());
+  expect(run.flows).toHaveLength(1);
+  const flow = run.flows[0]!;
   const webhook = flow.spec.source.webhook!.path;
-  const store = xrefStore(await openKvState(nc, xrefBucketName(namespace), { history: 5 }));
+  const { store, logs } = run;
   return {
     flow: flow.name,
     store,

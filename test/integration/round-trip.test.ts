@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { shopifyOrder } from '../../cli/demo/shopify-traffic.ts';
-import { retargetSinks, startStandalone } from '../../cli/standalone.ts';
+import { retargetSinks, type startStandalone } from '../../cli/standalone.ts';
 import { openKvState } from '../../runtime/flow/state/kv-store.ts';
 import { xrefBucketName } from '../../runtime/xref/keys.ts';
 import { type XrefStore, xrefStore } from '../../runtime/xref/store.ts';
@@ -16,6 +16,7 @@ import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { waitUntil } from '../harness/process.ts';
 import { repoPath } from '../harness/tools.ts';
 import { sample } from './support/flow-worker.ts';
+import { startExampleFlows } from './support/two-way.ts';
 
 const SHOPIFY_SECRET = 'demo-shopify-signing-secret'; // examples/shopify-orders/secret.yaml
 const EVENTS_SECRET = 'demo-netsuite-event-secret'; // examples/netsuite-round-trip/secrets.yaml
@@ -64,34 +65,18 @@ async function start(
 ): Promise<Run> {
   const netsuite = await startNetSuiteSimulator(netsuiteOptions);
   const shopify = await startShopifySimulator();
-  const logs: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
-      done();
-    },
-  });
-  const standalone = await startStandalone({
-    paths: PATHS,
-    natsServers: [nats.url],
+  const flows = await startExampleFlows({
+    nc,
+    natsUrl: nats.url,
     namespace,
-    logDestination: destination,
-    override: (name, spec) => {
-      retargetSinks(spec, {
-        'https://erp.example.com': netsuite.url,
-        'https://tally-demo.myshopify.com': shopify.url,
-      });
-      spec.replicas = 1;
-      spec.delivery.initialBackoff = '200ms';
-      spec.delivery.maxBackoff = '1s';
-      tweak(name, spec);
-    },
+    paths: PATHS,
+    hosts: { 'https://erp.example.com': netsuite.url, 'https://tally-demo.myshopify.com': shopify.url },
+    tweak,
   });
-  const flow = (name: string) => standalone.flows.find((f) => f.name === name)!;
+  const { flow, logs, store } = flows;
   const orders = `http://127.0.0.1:${flow('shopify-orders-to-netsuite').worker.port}/webhooks/shopify/orders`;
   const shipments = `http://127.0.0.1:${flow('netsuite-shipments-to-shopify').worker.port}/webhooks/netsuite/events`;
   netsuite.setEvents({ url: shipments, secret: EVENTS_SECRET });
-  const store = xrefStore(await openKvState(nc, xrefBucketName(namespace), { history: 5 }));
   const run: Run = {
     netsuite,
     shopify,
@@ -104,7 +89,7 @@ async function start(
       return flow(name).worker.registry.metrics();
     },
     async stop() {
-      await standalone.stop();
+      await flows.stop();
       await Promise.all([netsuite.close(), shopify.close()]);
     },
   };
