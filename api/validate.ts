@@ -42,6 +42,11 @@ export interface ValidationReport {
   /** Documents that are not tally.dev resources (Secrets, ConfigMaps, ...): not checked. */
   skipped: { file: string; document: number; apiVersion: string; kind: string; name: string }[];
   problems: Problem[];
+  /**
+   * What is allowed but probably a mistake (a mapping without test cases). Warnings do not make the
+   * report invalid; `tally validate --strict` fails on them too.
+   */
+  warnings: Problem[];
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -108,22 +113,27 @@ interface Parsed {
 }
 
 export function validateDocuments(docs: SourceDocument[], defaultNamespace = 'default'): ValidationReport {
-  const report: ValidationReport = { valid: true, resources: [], skipped: [], problems: [] };
+  const report: ValidationReport = { valid: true, resources: [], skipped: [], problems: [], warnings: [] };
   const parsed: Parsed[] = [];
+  const entry = (
+    p: Parsed | { src: SourceDocument; meta: ReturnType<typeof metaOf> },
+    path: string,
+    message: string,
+  ): Problem => ({
+    file: p.src.file,
+    document: p.src.index,
+    kind: p.meta.kind || '(no kind)',
+    name: p.meta.name || '(no name)',
+    ...(p.meta.namespace ? { namespace: p.meta.namespace } : {}),
+    path,
+    message,
+  });
   const problem = (
     p: Parsed | { src: SourceDocument; meta: ReturnType<typeof metaOf> },
     path: string,
     message: string,
-  ) =>
-    report.problems.push({
-      file: p.src.file,
-      document: p.src.index,
-      kind: p.meta.kind || '(no kind)',
-      name: p.meta.name || '(no name)',
-      ...(p.meta.namespace ? { namespace: p.meta.namespace } : {}),
-      path,
-      message,
-    });
+  ) => report.problems.push(entry(p, path, message));
+  const warning = (p: Parsed, path: string, message: string) => report.warnings.push(entry(p, path, message));
 
   for (const src of docs) {
     if (src.doc === null || src.doc === undefined) continue; // empty YAML document
@@ -184,6 +194,8 @@ export function validateDocuments(docs: SourceDocument[], defaultNamespace = 'de
 
   checkDuplicates(parsed, defaultNamespace, problem);
   checkReferences(parsed, defaultNamespace, problem);
+  checkSecretHeaders(parsed, problem);
+  checkTestCases(parsed, warning);
 
   const invalid = new Set(report.problems.map((p) => `${p.file}#${p.document}`));
   for (const r of report.resources) r.valid = !invalid.has(`${r.file}#${r.document}`);
@@ -286,4 +298,96 @@ function canonicalFields(entity: string): Set<string> {
     shape?: Record<string, unknown>;
   };
   return new Set(Object.keys(schema?.shape ?? {}));
+}
+
+/** A mapping without test cases is checked by nothing until real payloads reach it. */
+function checkTestCases(parsed: Parsed[], warning: ProblemFn): void {
+  for (const p of parsed) {
+    if (p.meta.kind !== 'CanonicalMapping' || !p.value) continue;
+    const spec = p.value.spec as CanonicalMappingSpec;
+    if (spec.tests.length > 0) continue;
+    warning(
+      p,
+      'spec.tests',
+      'has no test cases, so nothing checks the expression before real payloads reach it: add at least one (a sample input and its expected output; tally mapping test runs them)',
+    );
+  }
+}
+
+/** Header names that carry credentials (lowercase), whatever their value. */
+const CREDENTIAL_HEADERS = new Set([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'x-api-key',
+  'api-key',
+  'apikey',
+  'x-shopify-access-token',
+  'x-amz-access-token',
+  'x-amz-security-token',
+]);
+/** ...-Api-Key, ...-ApiKey, ...-Token, ...-Secret: X-Auth-Token, X-Client-Secret, Ocp-Apim-...-Api-Key. */
+const CREDENTIAL_HEADER_SUFFIX = /-(api-?key|token|secret)$/i;
+/** Values that are credentials whatever the header: an HTTP auth scheme, or a well-known token format. */
+const CREDENTIAL_VALUES: readonly { pattern: RegExp; what: string }[] = [
+  { pattern: /^\s*bearer\s+\S{8,}\s*$/i, what: 'a bearer token' },
+  { pattern: /^\s*basic\s+[A-Za-z0-9+/]{8,}={0,2}\s*$/i, what: 'HTTP basic credentials' },
+  { pattern: /\b(sk|rk)_(live|test)_[0-9A-Za-z]/, what: 'a Stripe secret key' },
+  { pattern: /\bshp(at|ca|pa|ss)_[0-9a-fA-F]/, what: 'a Shopify access token' },
+  { pattern: /\b(ghp|gho|ghs|github_pat)_[0-9A-Za-z]/, what: 'a GitHub token' },
+  { pattern: /\bxox[abprs]-[0-9A-Za-z]/, what: 'a Slack token' },
+  { pattern: /\b(AKIA|ASIA)[0-9A-Z]{16}\b/, what: 'an AWS access key' },
+  { pattern: /\beyJ[0-9A-Za-z_-]+\.eyJ[0-9A-Za-z_-]+\./, what: 'a JSON Web Token' },
+];
+
+/**
+ * Why a static header of an HTTP sink looks like a credential, or undefined. Pure, for tests: headers
+ * are stored in the IntegrationFlow in plain text (kubectl get shows them, every worker config holds
+ * them), so credentials belong in a Secret read through the sink's `auth`.
+ */
+export function credentialHeaderReason(name: string, value: unknown): string | undefined {
+  const lower = name.trim().toLowerCase();
+  if (CREDENTIAL_HEADERS.has(lower) || CREDENTIAL_HEADER_SUFFIX.test(lower)) {
+    return `${name} is a credential header`;
+  }
+  if (typeof value !== 'string') return undefined;
+  const match = CREDENTIAL_VALUES.find((v) => v.pattern.test(value));
+  return match ? `its value looks like ${match.what}` : undefined;
+}
+
+/** The `auth` that sends what a credential header carries. */
+function authFor(name: string, value: unknown): string {
+  const lower = name.trim().toLowerCase();
+  const text = typeof value === 'string' ? value.trim() : '';
+  const ref = '{ name: <secret>, key: <key> }';
+  if (lower === 'authorization' || lower === 'proxy-authorization' || /^(bearer|basic)\s/i.test(text)) {
+    if (/^basic\s/i.test(text)) {
+      return `auth: { type: basic, usernameSecretRef: ${ref}, passwordSecretRef: ${ref} }`;
+    }
+    return `auth: { type: bearer, tokenSecretRef: ${ref} }`;
+  }
+  return `auth: { type: apiKey, header: ${name.trim()}, tokenSecretRef: ${ref} }`;
+}
+
+/** HTTP sinks must not carry credentials in `headers`: they are plain text in the resource. */
+function checkSecretHeaders(parsed: Parsed[], problem: ProblemFn): void {
+  for (const p of parsed) {
+    if (p.meta.kind !== 'IntegrationFlow') continue;
+    // The document as written: a literal secret is worth reporting even when another field is invalid.
+    const spec = (p.src.doc as { spec?: { sinks?: unknown } }).spec;
+    const sinks = Array.isArray(spec?.sinks) ? (spec.sinks as unknown[]) : [];
+    sinks.forEach((sink, i) => {
+      const headers = (sink as { http?: { headers?: unknown } } | null)?.http?.headers;
+      if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) return;
+      for (const [name, value] of Object.entries(headers)) {
+        const reason = credentialHeaderReason(name, value);
+        if (!reason) continue;
+        problem(
+          p,
+          `spec.sinks[${i}].http.headers.${name}`,
+          `must not hold a secret (${reason}): headers are stored in plain text in the IntegrationFlow; put the credential in a Secret and use spec.sinks[${i}].http.auth instead, e.g. ${authFor(name, value)}`,
+        );
+      }
+    });
+  }
 }

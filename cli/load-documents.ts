@@ -50,12 +50,36 @@ export async function loadDocuments(files: string[]): Promise<LoadResult> {
   return out;
 }
 
-/** The -f/positional inputs of a command, expanded; usage errors when there are none. */
-export async function inputFiles(paths: string[], usage: string): Promise<string[]> {
+/**
+ * The -f/positional inputs of a command, expanded; usage errors when there are none. With
+ * `allowNoFiles`, folders without YAML/JSON files give an empty list (the command reports that itself).
+ */
+export async function inputFiles(
+  paths: string[],
+  usage: string,
+  options: { allowNoFiles?: boolean } = {},
+): Promise<string[]> {
   if (paths.length === 0) throw new UsageError(`no input: pass -f <file|dir>\n\n${usage}`);
   const files = await expandPaths(paths);
-  if (files.length === 0) throw new UsageError(`no .yaml, .yml or .json files found in ${paths.join(', ')}`);
+  if (files.length === 0 && !options.allowNoFiles) {
+    throw new UsageError(`no .yaml, .yml or .json files found in ${paths.join(', ')}`);
+  }
   return files;
+}
+
+/**
+ * When the inputs hold no document at all (no files, empty files, only comments): what was found there,
+ * for a message about `paths`; undefined otherwise. Files that fail to parse are not "nothing".
+ */
+export function nothingFound(paths: string[], files: string[], loaded: LoadResult): string | undefined {
+  if (loaded.parseErrors.length > 0) return undefined;
+  if (loaded.documents.some((d) => d.doc !== null && d.doc !== undefined)) return undefined;
+  if (files.length === 0) return 'no resources found: no .yaml, .yml or .json files there';
+  if (files.length === paths.length && files.every((f, i) => f === paths[i])) {
+    return `no resources found: ${files.length === 1 ? 'the file is empty or holds' : 'the files are empty or hold'} only comments`;
+  }
+  const shown = files.length > 5 ? [...files.slice(0, 5), `... (${files.length - 5} more)`] : files;
+  return `no resources found: ${files.length} file(s) read, each empty or only comments (${shown.join(', ')})`;
 }
 
 /** -o for commands that print text or JSON. */

@@ -1,7 +1,8 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { credentialHeaderReason } from '../api/validate.ts';
 import { invalidFixtures } from '../test/fixtures/invalid-resources.ts';
 import { tally } from '../test/support/tally-cli.ts';
 
@@ -10,6 +11,8 @@ async function tempFile(name: string, text: string): Promise<string> {
   await writeFile(file, text);
   return file;
 }
+
+const FIXTURES = 'test/fixtures/validate';
 
 describe('tally validate', () => {
   it('accepts every example and exits 0', async () => {
@@ -207,6 +210,152 @@ spec: { entity: Order, expression: "$", businessKey: orderId }
         message: 'channel.keyFields and erp.keyFields must have the same number of fields',
       }),
     ]);
+  });
+
+  it.each([
+    ['an empty file', `${FIXTURES}/empty.yaml`, 'the file is empty or holds only comments'],
+    ['a file of comments only', `${FIXTURES}/comments-only.yaml`, 'the file is empty or holds only comments'],
+  ])('fails on %s: no resources found, and where', async (_what, file, why) => {
+    const r = await tally('validate', '-f', file);
+    expect(r.code).toBe(1);
+    expect(r.stdout.split('\n')).toEqual([
+      `${file}: no resources found: ${why}`,
+      '0 resource(s) checked, 0 valid, 0 invalid, 1 problem(s)',
+      '',
+    ]);
+  });
+
+  it('fails on a folder without YAML or JSON files, and on several inputs none of which holds a resource', async () => {
+    const dir = join(await mkdtemp(join(tmpdir(), 'tally-validate-')), 'nothing-here');
+    await mkdir(dir);
+    const empty = await tally('validate', '-f', dir, '-o', 'json');
+    expect(empty.code).toBe(1);
+    const report = JSON.parse(empty.stdout);
+    expect(report.valid).toBe(false);
+    expect(report.problems).toEqual([
+      expect.objectContaining({
+        file: dir,
+        message: 'no resources found: no .yaml, .yml or .json files there',
+      }),
+    ]);
+    const both = await tally('validate', '-f', `${FIXTURES}/empty.yaml`, `${FIXTURES}/comments-only.yaml`);
+    expect(both.code).toBe(1);
+    expect(both.stdout).toContain(
+      `${FIXTURES}/empty.yaml, ${FIXTURES}/comments-only.yaml: no resources found: the files are empty or hold only comments`,
+    );
+    // One input with resources is enough.
+    const mixed = await tally(
+      'validate',
+      '-f',
+      `${FIXTURES}/empty.yaml`,
+      '-f',
+      `${FIXTURES}/mapping-without-tests.yaml`,
+    );
+    expect(mixed.code, mixed.stdout).toBe(0);
+  });
+
+  it('warns about a mapping without test cases (exit 0); --strict fails on it (exit 1)', async () => {
+    const file = `${FIXTURES}/mapping-without-tests.yaml`;
+    const warning = `${file}#1: CanonicalMapping/untested-price spec.tests: warning: has no test cases, so nothing checks the expression before real payloads reach it: add at least one (a sample input and its expected output; tally mapping test runs them)`;
+    const lax = await tally('validate', '-f', file);
+    expect(lax.code).toBe(0);
+    expect(lax.stdout.split('\n')).toEqual([
+      warning,
+      '1 resource(s) checked, 1 valid, 0 invalid, 0 problem(s), 1 warning(s)',
+      '',
+    ]);
+    const strict = await tally('validate', '-f', file, '--strict');
+    expect(strict.code).toBe(1);
+    expect(strict.stdout.split('\n')).toEqual([
+      warning,
+      '1 resource(s) checked, 0 valid, 1 invalid, 0 problem(s), 1 warning(s) (failing: --strict)',
+      '',
+    ]);
+  });
+
+  it('lists warnings in the JSON report, valid unless --strict', async () => {
+    const file = `${FIXTURES}/mapping-without-tests.yaml`;
+    const lax = await tally('validate', '-f', file, '-o', 'json');
+    expect(lax.code).toBe(0);
+    const report = JSON.parse(lax.stdout);
+    expect(report).toMatchObject({ valid: true, problems: [] });
+    expect(report.warnings).toEqual([
+      {
+        file,
+        document: 1,
+        kind: 'CanonicalMapping',
+        name: 'untested-price',
+        path: 'spec.tests',
+        message: expect.stringMatching(/^has no test cases/),
+      },
+    ]);
+    const strict = await tally('validate', '-f', file, '-o', 'json', '--strict');
+    expect(strict.code).toBe(1);
+    expect(JSON.parse(strict.stdout)).toMatchObject({
+      valid: false,
+      problems: [],
+      warnings: [expect.anything()],
+    });
+    const examples = JSON.parse((await tally('validate', '-f', 'examples', '-o', 'json')).stdout);
+    expect(examples.warnings).toEqual([]);
+  });
+
+  it('documents --strict in its usage', async () => {
+    const r = await tally('validate', '--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('[--strict]');
+    expect(r.stdout).toMatch(/--strict +fail on warnings too/);
+  });
+
+  it('refuses credentials in the static headers of an HTTP sink, pointing at auth', async () => {
+    const file = `${FIXTURES}/flow-secret-headers.yaml`;
+    const r = await tally('validate', '-f', file);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.split('\n').filter((l) => l.includes('.http.headers.'));
+    expect(lines.map((l) => l.slice(0, l.indexOf(': must not hold a secret')))).toEqual([
+      `${file}#1: IntegrationFlow/leaky-orders spec.sinks[0].http.headers.Authorization`,
+      `${file}#1: IntegrationFlow/leaky-orders spec.sinks[1].http.headers.x-shopify-access-token`,
+      `${file}#1: IntegrationFlow/leaky-orders spec.sinks[1].http.headers.X-Erp-Api-Key`,
+      `${file}#1: IntegrationFlow/leaky-orders spec.sinks[1].http.headers.X-Forward`,
+    ]);
+    expect(lines[0]).toContain(
+      'must not hold a secret (Authorization is a credential header): headers are stored in plain text in the IntegrationFlow; put the credential in a Secret and use spec.sinks[0].http.auth instead, e.g. auth: { type: bearer, tokenSecretRef: { name: <secret>, key: <key> } }',
+    );
+    expect(lines[1]).toContain('auth: { type: apiKey, header: x-shopify-access-token, tokenSecretRef:');
+    expect(lines[3]).toContain('(its value looks like a Stripe secret key)');
+    expect(r.stdout).not.toContain('X-Trace-Source');
+    // The secret itself is not repeated in the output.
+    expect(r.stdout).not.toContain('example-token-not-a-real-one');
+  });
+
+  it.each([
+    ['Authorization', 'Bearer abc'],
+    ['proxy-authorization', 'x'],
+    ['Cookie', 'session=1'],
+    ['X-API-Key', 'k'],
+    ['x-api-key', 'k'],
+    ['X-Partner-Api-Key', 'k'],
+    ['X-Auth-Token', 't'],
+    ['X-Client-Secret', 's'],
+    ['X-Shopify-Access-Token', 't'],
+    ['x-amz-access-token', 't'],
+    ['X-Anything', 'Bearer abcdefghijkl'],
+    ['X-Anything', 'Basic dXNlcjpwYXNzd29yZA=='],
+    ['X-Anything', 'sk_live_EXAMPLEnotARealKey'],
+    ['X-Anything', 'shpat_0example'],
+  ])('treats header %s: %s as a credential', (name, value) => {
+    expect(credentialHeaderReason(name, value)).toBeDefined();
+  });
+
+  it.each([
+    ['X-Trace-Source', 'tally'],
+    ['Accept', 'application/json'],
+    ['Idempotency-Key', 'k'],
+    ['X-Plan', 'Basic'],
+    ['X-Shopify-Api-Version', '2026-01'],
+    ['User-Agent', 'tally/0.1'],
+  ])('lets header %s: %s through', (name, value) => {
+    expect(credentialHeaderReason(name, value)).toBeUndefined();
   });
 
   it.each([

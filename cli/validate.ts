@@ -1,17 +1,27 @@
 // `tally validate -f <file|dir>...`: offline checks for CI, one line per problem.
 import { parseArgs } from 'node:util';
-import { type SourceDocument, type ValidationReport, validateDocuments } from '../api/validate.ts';
+import {
+  type Problem,
+  type SourceDocument,
+  type ValidationReport,
+  validateDocuments,
+} from '../api/validate.ts';
 import { partitionKeyProblem } from '../runtime/flow/partition.ts';
-import { inputFiles, loadDocuments, textOrJson } from './load-documents.ts';
+import { inputFiles, loadDocuments, nothingFound, textOrJson } from './load-documents.ts';
 import { collectConfigMaps, collectMappings, firstFailureLine, testMapping } from './mapping-test.ts';
 
-export const VALIDATE_USAGE = `Usage: tally validate -f <file|dir> [-f ...] [-o text|json]
+export const VALIDATE_USAGE = `Usage: tally validate -f <file|dir> [-f ...] [-o text|json] [--strict]
 
 Checks IntegrationFlow, CanonicalMapping and ReconciliationPolicy resources offline:
 each against its schema, the references between the given resources, and the embedded
 test cases of every CanonicalMapping (ConfigMaps among the files serve configMapRef lookups;
-tally mapping test shows the full diff of a failing case).
-Exit status: 0 all valid, 1 a resource is invalid, 2 usage error.`;
+tally mapping test shows the full diff of a failing case). Input without any resource
+(empty files, only comments, folders without YAML/JSON files) is an error.
+
+Warnings (e.g. a CanonicalMapping without test cases) are printed but do not fail;
+  --strict   fail on warnings too (for CI)
+Exit status: 0 all valid, 1 a resource is invalid (or, with --strict, a warning),
+2 usage error.`;
 
 export async function validateCommand(
   argv: string[],
@@ -22,6 +32,7 @@ export async function validateCommand(
     options: {
       filename: { type: 'string', short: 'f', multiple: true },
       output: { type: 'string', short: 'o', default: 'text' },
+      strict: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: true,
@@ -32,8 +43,10 @@ export async function validateCommand(
     return 0;
   }
   textOrJson(values.output);
-  const files = await inputFiles([...(values.filename ?? []), ...positionals], VALIDATE_USAGE);
-  const { documents, parseErrors } = await loadDocuments(files);
+  const paths = [...(values.filename ?? []), ...positionals];
+  const files = await inputFiles(paths, VALIDATE_USAGE, { allowNoFiles: true });
+  const loaded = await loadDocuments(files);
+  const { documents, parseErrors } = loaded;
   const report = validateDocuments(documents);
   await checkMappingTests(documents, report);
   checkPartitionKeys(documents, report);
@@ -47,8 +60,27 @@ export async function validateCommand(
       message: e.message,
     });
   }
-  report.valid = report.problems.length === 0;
-  out.write(values.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatText(report));
+  const nothing = nothingFound(paths, files, loaded);
+  if (nothing) {
+    report.problems.push({
+      file: paths.join(', '),
+      document: 0,
+      kind: '(file)',
+      name: '',
+      path: '',
+      message: nothing,
+    });
+  }
+  if (values.strict) {
+    const warned = new Set(report.warnings.map((w) => `${w.file}#${w.document}`));
+    for (const r of report.resources) if (warned.has(`${r.file}#${r.document}`)) r.valid = false;
+  }
+  report.valid = report.problems.length === 0 && (!values.strict || report.warnings.length === 0);
+  out.write(
+    values.output === 'json'
+      ? `${JSON.stringify(report, null, 2)}\n`
+      : formatText(report, { strict: values.strict }),
+  );
   return report.valid ? 0 : 1;
 }
 
@@ -111,14 +143,21 @@ function checkPartitionKeys(documents: SourceDocument[], report: ValidationRepor
   }
 }
 
-export function formatText(report: ValidationReport): string {
-  const lines = report.problems.map((p) => {
+export function formatText(report: ValidationReport, options: { strict?: boolean } = {}): string {
+  const line = (p: Problem, label: string) => {
     const doc = p.document > 0 ? `#${p.document}` : '';
     const resource = p.kind === '(file)' ? '' : ` ${p.kind}/${p.name}`;
     const path = p.path ? ` ${p.path}:` : '';
-    return `${p.file}${doc}:${resource}${path} ${p.message}`;
-  });
+    return `${p.file}${doc}:${resource}${path} ${label}${p.message}`;
+  };
+  const lines = [
+    ...report.problems.map((p) => line(p, '')),
+    ...report.warnings.map((w) => line(w, 'warning: ')),
+  ];
   const ok = report.resources.filter((r) => r.valid).length;
-  const summary = `${report.resources.length} resource(s) checked, ${ok} valid, ${report.resources.length - ok} invalid, ${report.problems.length} problem(s)${report.skipped.length ? `, ${report.skipped.length} non-Tally document(s) skipped` : ''}`;
+  const warnings = report.warnings.length
+    ? `, ${report.warnings.length} warning(s)${options.strict ? ' (failing: --strict)' : ''}`
+    : '';
+  const summary = `${report.resources.length} resource(s) checked, ${ok} valid, ${report.resources.length - ok} invalid, ${report.problems.length} problem(s)${warnings}${report.skipped.length ? `, ${report.skipped.length} non-Tally document(s) skipped` : ''}`;
   return `${[...lines, summary].join('\n')}\n`;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileMapping } from './engine.ts';
+import { compileMapping, compilePart } from './engine.ts';
 import {
   BusinessKeyError,
   CanonicalValidationError,
@@ -8,6 +8,7 @@ import {
   MappingEvaluationError,
   MappingLimitError,
 } from './errors.ts';
+import { compileOutboundMapping } from './outbound.ts';
 import type { MappingDefinition } from './types.ts';
 
 /** A Price mapping: small enough to read, with money, a timestamp and a business key. */
@@ -148,6 +149,73 @@ describe('compile errors', () => {
     expect(() => compileMapping(mapping({ businessKey: 'sku &' }))).toThrow(
       /^spec\.businessKey has a syntax error/,
     );
+  });
+
+  it('refuses a call of a function nothing defines, naming it and the close matches', () => {
+    const expression = '{\n  "sku": item,\n  "amount": $moneyAddd($money(price, cur), $money(1, cur))\n}';
+    let err: unknown;
+    try {
+      compileMapping(mapping({ expression }));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(MappingCompileError);
+    const e = err as MappingCompileError;
+    expect(e.part).toBe('expression');
+    expect(e.location).toMatchObject({ line: 3, column: 22, token: '$moneyAddd' });
+    expect(e.message).toBe(
+      'spec.expression calls $moneyAddd at line 3, column 22, which is not a defined function: did you mean $moneyAdd?',
+    );
+  });
+
+  it('refuses an unknown function on every evaluation path and in the business key', () => {
+    for (const path of ['auto', 'fast', 'interpreter'] as const) {
+      expect(() => compileMapping(mapping({ expression: '$foo()' }), { path }), path).toThrow(
+        /^spec\.expression calls \$foo at line 1, column 4, which is not a defined function: it is neither a JSONata function nor one of Tally's \(\$lookup, \$money, /,
+      );
+    }
+    expect(() => compileMapping(mapping({ businessKey: '$substringAftr(sku, "-")' }))).toThrow(
+      expect.objectContaining({
+        name: 'MappingCompileError',
+        part: 'businessKey',
+        message: expect.stringContaining('did you mean $substringAfter?'),
+      }),
+    );
+  });
+
+  it('refuses an unknown function in an outbound mapping body, header or URL value', () => {
+    const outbound = (over: { expression?: string; headers?: Record<string, string> }) =>
+      compileOutboundMapping({
+        name: 'default/out',
+        generation: 1,
+        entity: 'Shipment',
+        expression: '{"tracking_number": trackingNumber}',
+        output: { format: 'json' },
+        headers: {},
+        params: {},
+        lookups: {},
+        limits: { timeoutMs: 1000, maxDepth: 500 },
+        ...over,
+      });
+    expect(() => outbound({ expression: '{"n": $xmlEscap(trackingNumber)}' })).toThrow(
+      /^spec\.expression calls \$xmlEscap .*did you mean \$xmlEscape\?$/,
+    );
+    expect(() => outbound({ headers: { 'X-Carrier': '$lowcase(carrier)' } })).toThrow(
+      expect.objectContaining({ part: 'headers.X-Carrier', message: expect.stringContaining('$lowercase') }),
+    );
+  });
+
+  it('accepts functions the expression binds itself, JSONata built-ins and $now/$millis', async () => {
+    const expression = `(
+      $twice := function($n) { $n * 2 };
+      $apply := function($f, $v) { $f($v) };
+      {"sku": $apply($uppercase, item) & $string($twice(1)), "amount": $money(price, cur), "validFrom": $now() ? from}
+    )`;
+    const m = compileMapping(mapping({ expression }));
+    expect((await m.map(payload(1))).key).toBe('SKU-12');
+    expect(() =>
+      compilePart('expression', '$millis() ~> $string()', { lookups: {}, limits: mapping().limits }, 'auto'),
+    ).not.toThrow();
   });
 
   it('refuses limits that would mean no limit', () => {

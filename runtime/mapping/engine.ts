@@ -187,7 +187,9 @@ function checkFunctionNames(
   const hint =
     didYouMean(first.suggestions) ??
     `it is neither a JSONata function nor one of Tally's (${custom.map((n) => `$${n}`).join(', ')}), and the expression does not bind it (e.g. $f := function($x) { ... })`;
-  const others = [...new Set(unknown.slice(1).map((u) => `$${u.name}`))].filter((n) => n !== `$${first.name}`);
+  const others = [...new Set(unknown.slice(1).map((u) => `$${u.name}`))].filter(
+    (n) => n !== `$${first.name}`,
+  );
   const more = others.length ? ` (it also calls ${others.join(', ')}, which are not defined either)` : '';
   throw new MappingCompileError(
     `spec.${part} calls $${first.name}${at}, which is not a defined function: ${hint}${more}`,

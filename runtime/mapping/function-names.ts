@@ -183,7 +183,7 @@ export function unknownFunctions(ast: unknown, defined: Iterable<string>): Unkno
 /** Known names within a small edit distance of `name` (case ignored), or that it is a prefix of. */
 export function closeMatches(name: string, known: Iterable<string>, max = 3): string[] {
   const wanted = name.toLowerCase();
-  const allowed = wanted.length <= 4 ? 1 : wanted.length <= 8 ? 2 : 3;
+  const allowed = wanted.length <= 4 ? 1 : wanted.length <= 10 ? 2 : 3;
   const scored: { name: string; distance: number }[] = [];
   for (const k of new Set(known)) {
     if (k === name) continue;
@@ -192,6 +192,9 @@ export function closeMatches(name: string, known: Iterable<string>, max = 3): st
     if (distance > allowed && wanted.length >= 3 && candidate.startsWith(wanted)) distance = allowed;
     if (distance <= allowed) scored.push({ name: k, distance });
   }
+  // A slip of case ($Uppercase) has one answer.
+  const sameLetters = scored.filter((s) => s.distance === 0);
+  if (sameLetters.length) return sameLetters.map((s) => s.name).slice(0, max);
   scored.sort((a, b) => a.distance - b.distance || a.name.localeCompare(b.name));
   return scored.slice(0, max).map((s) => s.name);
 }
