@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { memoryStateStore } from '../flow/state/kv-store.ts';
 import { decodeId, encodeId, indexKey, parseRecordKey, recordKey } from './keys.ts';
-import { mergeLinks } from './record.ts';
+import { isOlderVersion, mergeLinks } from './record.ts';
 import { xrefStore } from './store.ts';
 
 const by = { by: 'default/shopify-orders', at: '2026-12-04T10:00:00.000Z', version: '1' };
@@ -98,5 +98,32 @@ describe('xrefStore', () => {
     const keys = [];
     for await (const k of state.keys()) keys.push(k);
     expect(keys).not.toContain(indexKey('Order', 'netsuite', '1'));
+  });
+});
+
+describe('master data versions', () => {
+  it('orders numbers and timestamps; anything else is not older (the later write wins)', () => {
+    expect(isOlderVersion('3', '10')).toBe(true);
+    expect(isOlderVersion('10', '3')).toBe(false);
+    expect(isOlderVersion('2026-11-20T10:00:00Z', '2026-11-21T09:00:00Z')).toBe(true);
+    expect(isOlderVersion('abc', 'def')).toBe(false);
+    expect(isOlderVersion('3', undefined)).toBe(false);
+  });
+
+  it('an older version never replaces newer master data', async () => {
+    const store = xrefStore(memoryStateStore());
+    const link = (name: string, version: string) =>
+      store.link({
+        entity: 'Customer',
+        key: 'c-1',
+        ids: {},
+        provenance: { ...by, version },
+        data: { value: { customerId: 'c-1', name }, version },
+      });
+    await link('newer', '20');
+    await link('older', '10');
+    expect((await store.get('Customer', 'c-1'))?.data).toEqual({ customerId: 'c-1', name: 'newer' });
+    await link('newest', '30');
+    expect((await store.get('Customer', 'c-1'))?.data).toEqual({ customerId: 'c-1', name: 'newest' });
   });
 });
