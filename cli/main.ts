@@ -8,7 +8,7 @@ Commands:
   mapping    run mapping test cases and map sample payloads            tally mapping test -f DIR [--input FILE]
   operator   run the Kubernetes operator                               tally operator --nats-url URL --image IMG
   runtime    run a flow or reconciliation worker from its WorkerConfig  tally runtime --config FILE
-  run        run flows standalone without Kubernetes                   tally run -f DIR --nats-url URL
+  run        run flows standalone without Kubernetes                   tally run -f DIR [--nats-url URL]
   backfill   load a CSV or JSON-lines file into a flow (resumable)     tally backfill FILE --config WORKERCONFIG
   dlq        list, show and replay a flow's dead letters               tally dlq list --flow NS/NAME --nats-url URL
   xref       show and repair the cross-reference store                 tally xref get --entity Order --key KEY

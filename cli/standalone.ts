@@ -1,20 +1,25 @@
 // Standalone mode: the flows in a folder of YAML run as in-process workers without Kubernetes.
 // The same pieces as the operator build the same WorkerConfig (render/worker-config.ts), create
-// the same JetStream resources (nats/provisioner.ts) and run the same worker (runtime/flow).
+// the same JetStream resources (nats/provisioner.ts: the namespace streams, the cross-reference
+// bucket, each flow's streams) and run the same worker (runtime/flow).
 
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import type { DestinationStream } from 'pino';
 import { canonicalMappingSpecSchema } from '../api/canonical-mapping.ts';
 import { type IntegrationFlowSpec, integrationFlowSpecSchema } from '../api/integration-flow.ts';
 import { validateDocuments } from '../api/validate.ts';
 import type { WorkerConfig } from '../api/worker-config.ts';
-import { connectNats, ensureFlowNats } from '../operator/nats/provisioner.ts';
+import { connectNats, ensureFlowNats, ensureNamespaceStreams } from '../operator/nats/provisioner.ts';
 import type { ResolvedLookups } from '../operator/reconcile/lookups.ts';
 import { tableFromConfigMap } from '../operator/reconcile/lookups.ts';
 import { type ResolvedOutboundMapping, renderWorkerConfig } from '../operator/render/worker-config.ts';
+import { assertNatsSinkStreams, natsSinksWithoutStream } from '../runtime/flow/sinks/nats-sink.ts';
 import { type FlowWorkerHandle, runFlowWorker } from '../runtime/flow/worker.ts';
 import { runSpecTests } from '../runtime/mapping/definition.ts';
 import { formatTestResults } from '../runtime/mapping/index.ts';
 import { createLogger } from '../runtime/telemetry/logger.ts';
+import { xrefBucketName } from '../runtime/xref/keys.ts';
 import { InputError } from './errors.ts';
 import { expandPaths, loadDocuments } from './load-documents.ts';
 import { formatText } from './validate.ts';
@@ -38,6 +43,11 @@ export interface StandaloneFlow {
   worker: FlowWorkerHandle;
   stream: string;
   deadLetterStream: string;
+  /**
+   * NATS sinks whose subject no stream captures: they publish to core subscribers only, nothing is
+   * stored (sink metric code "core"). For the caller to say so.
+   */
+  plainNatsSinks: { name: string; subject: string }[];
 }
 
 type Doc = {
@@ -59,6 +69,10 @@ export async function startStandalone(
   const { nc, jsm } = await connectNats(opts.natsServers, 'tally-run');
   const started: StandaloneFlow[] = [];
   try {
+    // As the operator's flow reconciler: the canonical and recon streams, then the namespace's
+    // cross-reference bucket (same settings as the workers', so either may create it first).
+    await ensureNamespaceStreams(jsm, namespace);
+    await new Kvm(nc).create(xrefBucketName(namespace), { history: 5 });
     for (const [i, flow] of flows.entries()) {
       const name = flow.metadata!.name!;
       // Validated above; parsing again applies the defaults, as the apiserver would.
@@ -71,6 +85,13 @@ export async function startStandalone(
         natsServers: opts.natsServers,
       });
       const nats = await ensureFlowNats(jsm, { namespace, name }, spec);
+      // Before the worker starts: a sink that must store its events and cannot is a config error.
+      const streamFor = (subject: string) => findStream(jsm, subject);
+      await assertNatsSinkStreams(`${namespace}/${name}`, config.sinks, streamFor);
+      const plainNatsSinks = (await natsSinksWithoutStream(config.sinks, streamFor)).map((s) => ({
+        name: s.name,
+        subject: s.subject,
+      }));
       const logger = createLogger({
         flow: `${namespace}/${name}`,
         channel: spec.channel,
@@ -85,7 +106,14 @@ export async function startStandalone(
           TALLY_HTTP_PORT: String(opts.port ? opts.port + i : 0),
         },
       });
-      started.push({ name, spec, worker, stream: nats.stream, deadLetterStream: nats.deadLetterStream });
+      started.push({
+        name,
+        spec,
+        worker,
+        stream: nats.stream,
+        deadLetterStream: nats.deadLetterStream,
+        plainNatsSinks,
+      });
     }
   } catch (err) {
     for (const f of started) await f.worker.stop();
@@ -99,6 +127,16 @@ export async function startStandalone(
       await nc.drain().catch(() => undefined);
     },
   };
+}
+
+/** The stream capturing a subject, undefined when none does. */
+async function findStream(jsm: JetStreamManager, subject: string): Promise<string | undefined> {
+  try {
+    return await jsm.streams.find(subject);
+  } catch (err) {
+    if ((err as Error).name === 'StreamNotFoundError') return undefined;
+    throw err;
+  }
 }
 
 /** The resources of a folder of YAML, validated, by kind: what `tally run` and the operator read. */

@@ -40,7 +40,7 @@ describe('alert rules and dashboards', () => {
     const check = await run(toolPath('promtool'), ['check', 'rules', 'prometheus-rules.yaml'], {
       cwd: files,
     });
-    expect(check.stdout).toContain('SUCCESS: 6 rules found');
+    expect(check.stdout).toContain('SUCCESS: 7 rules found');
     const test = await run(toolPath('promtool'), ['test', 'rules', 'prometheus-rules.test.yaml'], {
       cwd: files,
     });
