@@ -69,11 +69,12 @@ export async function runtimeCommand(argv: string[]): Promise<number> {
       const asOfMs = asOf ? Date.parse(asOf) : undefined;
       if (asOf && !Number.isFinite(asOfMs))
         throw new UsageError(`TALLY_RECON_AS_OF=${asOf} is not an RFC 3339 time`);
-      const worker = await runReconWorker(config, asOfMs === undefined ? {} : { now: () => asOfMs });
-      await new Promise<void>((resolve) =>
-        controller.signal.addEventListener('abort', () => resolve(), { once: true }),
-      );
-      await worker.stop();
+      // The worker watches the signal from its first step: a stop during start-up is not lost.
+      const worker = await runReconWorker(config, {
+        signal: controller.signal,
+        ...(asOfMs === undefined ? {} : { now: () => asOfMs }),
+      });
+      await worker.stopped;
       return 0;
     }
     const worker = await runFlowWorker(config, { signal: controller.signal });

@@ -1,18 +1,19 @@
-// The flow worker: source -> flow stream -> mapping -> sinks, with /metrics, /healthz, /readyz.
-// Startup fails fast on anything the config or environment gets wrong (missing secret, mapping
-// that does not compile); NATS being away is waited out, with readiness saying so.
+// The flow worker: source -> flow stream -> mapping -> sinks, in the worker shell (runtime/worker:
+// /metrics, /healthz, /readyz, waiting for NATS, graceful stop). Startup fails fast on anything the
+// config or environment gets wrong (missing secret, mapping that does not compile); NATS being
+// away is waited out, with readiness saying so.
 import type { Registry } from 'prom-client';
 import { durationMs } from '../../api/common.ts';
 import type { FlowWorkerConfig } from '../../api/worker-config.ts';
-import { connectJetStreamBus } from '../bus/jetstream.ts';
 import { Slots } from '../bus/slots.ts';
 import type { Bus, ConsumerHandle, SubscriptionHandle } from '../bus/types.ts';
-import { type HttpServerHandle, listenAddress, type RouteHandler, startHttpServer } from '../http/server.ts';
+import { listenAddress, type RouteHandler } from '../http/server.ts';
 import { compileMapping } from '../mapping/index.ts';
 import type { CompiledMapping } from '../mapping/types.ts';
 import { flowNames, isOrdered, partitionCount } from '../nats/flow-resources.ts';
-import { createLogger, type Logger } from '../telemetry/logger.ts';
+import { createLogger, type Logger, withKeys } from '../telemetry/logger.ts';
 import { createFlowMetrics } from '../telemetry/metrics.ts';
+import { DEFAULT_GRACE_MS, startWorkerShell, type WorkerShell } from '../worker/shell.ts';
 import { connectXrefStore } from '../xref/connect.ts';
 import { xrefBucketName } from '../xref/keys.ts';
 import { FlowErrorCode, WorkerStartupError } from './errors.ts';
@@ -63,7 +64,6 @@ export interface FlowWorkerHandle {
   readonly stopped: Promise<void>;
 }
 
-const DEFAULT_GRACE_MS = 20_000;
 const DEFAULT_IN_FLIGHT = 16;
 /**
  * Without HTTP sinks a message waits only for JetStream acks: a deeper pipeline keeps the worker
@@ -110,11 +110,9 @@ export async function runFlowWorker(
 ): Promise<FlowWorkerHandle> {
   const env = options.env ?? process.env;
   const flowId = `${config.flow.namespace}/${config.flow.name}`;
-  // Every line names the flow and channel, whoever made the logger.
-  const logger =
-    options.logger?.child({ flow: flowId, channel: config.flow.channel }) ??
-    createLogger({ flow: flowId, channel: config.flow.channel });
-  const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+  // Every line names the flow and channel once, whoever made the logger (tally run's has them).
+  const keys = { flow: flowId, channel: config.flow.channel };
+  const logger = options.logger ? withKeys(options.logger, keys) : createLogger(keys);
   const { secret, mapping, httpPoll } = prepare(config, env);
   // Ordered flows: the partition of each payload, and one consumer per partition (docs/delivery.md).
   const ordered = isOrdered(config.delivery);
@@ -138,8 +136,9 @@ export async function runFlowWorker(
   let consumer: ConsumerHandle | undefined;
   let subscription: SubscriptionHandle | undefined;
   let poller: HttpPollHandle | undefined; // httpPoll source
-  let stopping = false;
 
+  // A bad TALLY_HTTP_PORT fails here, before anything is opened.
+  const address = listenAddress(config.http.port, env);
   // The namespace's cross-reference store: connected on first use (mappings and sinks that read it).
   const xrefBucket = config.nats.xrefBucket ?? xrefBucketName(config.flow.namespace);
   const xref = connectXrefStore(config.nats.servers, xrefBucket, `tally-flow ${flowId} xref`);
@@ -193,6 +192,8 @@ export async function runFlowWorker(
       httpInFlight,
     );
 
+  // Set once listening; the webhook route is not called before.
+  let shell: WorkerShell | undefined;
   const routes = new Map<string, RouteHandler>();
   if (config.source.type === 'webhook') {
     routes.set(
@@ -204,42 +205,10 @@ export async function runFlowWorker(
         route,
         metrics,
         logger,
-        accepting: () => !stopping,
+        accepting: () => !shell?.stopping(),
       }),
     );
   }
-
-  const readiness = () => {
-    const checks = {
-      nats: bus?.connected() ?? false,
-      consumer: consumer?.running() ?? false,
-      accepting: !stopping,
-      // httpPoll source: its own NATS connection for the cursor and lease.
-      ...(httpPoll ? { pollerState: poller?.ready() ?? false } : {}),
-    };
-    return {
-      ready: checks.nats && checks.consumer && checks.accepting && (checks.pollerState ?? true),
-      checks,
-    };
-  };
-
-  let server: HttpServerHandle;
-  try {
-    server = await startHttpServer(
-      { registry: metrics.registry, readiness, routes, logger },
-      listenAddress(config.http.port, env),
-    );
-  } catch (err) {
-    await Promise.all(sinks.map((s) => s.close()));
-    await xref.close();
-    throw err;
-  }
-
-  let resolveStopped!: () => void;
-  const stopped = new Promise<void>((resolve) => {
-    resolveStopped = resolve;
-  });
-  const startup = new AbortController();
 
   // Consumer lag for /metrics, read from JetStream now and then (every replica reads it; cheap).
   let lagTimer: NodeJS.Timeout | undefined;
@@ -260,56 +229,55 @@ export async function runFlowWorker(
     lagTimer.unref();
   };
 
-  let stopping$: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping$ ??= (async () => {
-      stopping = true;
-      startup.abort();
-      clearInterval(lagTimer);
-      logger.info({ graceMs }, 'stopping: no new webhooks or messages; finishing those in progress');
-      await Promise.all([
-        server.close(graceMs),
-        subscription?.stop(),
-        poller?.stop(graceMs), // httpPoll source: finishes the page in progress
-        consumer?.stop(graceMs),
-      ]);
-      if (consumer && consumer.inFlight() > 0) {
-        logger.warn(
-          { inFlight: consumer.inFlight() },
-          'messages still in progress after the grace period; they will be redelivered',
-        );
-      }
-      await Promise.all(sinks.map((s) => s.close()));
-      await xref.close();
-      await bus?.close();
-      logger.info('stopped');
-      resolveStopped();
-    })();
-    return stopping$;
+  // The shell (runtime/worker) serves HTTP, waits for NATS and runs the stop; this is what it stops.
+  const drain = async (graceMs: number) => {
+    clearInterval(lagTimer);
+    await Promise.all([
+      subscription?.stop(),
+      poller?.stop(graceMs), // httpPoll source: finishes the page in progress
+      consumer?.stop(graceMs),
+    ]);
+    if (consumer && consumer.inFlight() > 0) {
+      logger.warn(
+        { inFlight: consumer.inFlight() },
+        'messages still in progress after the grace period; they will be redelivered',
+      );
+    }
   };
-  const onAbort = () => void stop();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  if (options.signal?.aborted) onAbort();
+  const close = async () => {
+    await Promise.all(sinks.map((s) => s.close()));
+    await xref.close();
+  };
+  const worker = await startWorkerShell({
+    name: `tally-flow ${flowId}`,
+    servers: config.nats.servers,
+    logger,
+    registry: metrics.registry,
+    address,
+    routes,
+    checks: () => ({
+      consumer: consumer?.running() ?? false,
+      // httpPoll source: its own NATS connection for the cursor and lease.
+      ...(httpPoll ? { pollerState: poller?.ready() ?? false } : {}),
+    }),
+    ...(options.signal ? { signal: options.signal } : {}),
+    graceMs: options.graceMs ?? DEFAULT_GRACE_MS,
+    drain,
+    close,
+  });
+  shell = worker;
 
   const handle: FlowWorkerHandle = {
-    port: server.port,
+    port: worker.port,
     registry: metrics.registry,
-    ready: () => readiness().ready,
-    stop,
-    stopped,
+    ready: () => worker.ready(),
+    stop: () => worker.stop(),
+    stopped: worker.stopped,
   };
 
   try {
-    bus = await connectJetStreamBus({
-      servers: config.nats.servers,
-      name: `tally-flow ${flowId}`,
-      logger,
-      signal: startup.signal,
-    });
-    if (stopping) {
-      await bus.close();
-      return handle;
-    }
+    bus = await worker.connect();
+    if (worker.stopping()) return handle;
     if (config.source.type === 'nats') {
       subscription = startNatsSource({
         subject: config.source.subject,
@@ -367,8 +335,11 @@ export async function runFlowWorker(
         ),
       ),
     );
-    if (stopping) await consumer.stop(0);
-    else startLagPoll(live);
+    if (worker.stopping()) {
+      await consumer.stop(0);
+      return handle;
+    }
+    startLagPoll(live);
     logger.info(
       {
         stream: config.nats.stream,
@@ -376,16 +347,15 @@ export async function runFlowWorker(
         ordered,
         partitions,
         maxInFlight,
-        port: server.port,
+        port: worker.port,
       },
       'flow worker started',
     );
   } catch (err) {
-    if (stopping) {
-      await stop();
-      return handle;
-    }
-    await stop();
+    // Stopped during start-up: the handle reports it stopped; anything else is a failed start.
+    const stoppedFirst = worker.stopping();
+    await worker.stop();
+    if (stoppedFirst) return handle;
     throw err;
   }
   return handle;

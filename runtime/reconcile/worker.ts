@@ -3,15 +3,22 @@
 // the report in JetStream KV. State is rebuilt by replaying the stream on start, so a restarted or
 // rescheduled worker resumes exactly; reports are published with deterministic msg ids and stored
 // last, so a crash between the two repeats the publish (deduplicated) instead of losing it.
-import { createServer, type Server } from 'node:http';
-import { type JetStreamManager, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { type KV, Kvm } from '@nats-io/kv';
-import { connect, type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
-import type { Logger } from 'pino';
+//
+// It runs in the worker shell (runtime/worker: HTTP, waiting for NATS, graceful stop) and publishes
+// through the bus (runtime/bus). Reading stays on an ordered consumer of its own connection: the
+// bus consumes only durable consumers someone provisioned, and this worker replays the stream
+// from the start, filtered, on every start.
+import { type ConsumerMessages, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { CanonicalEvent } from '../../api/envelope.ts';
 import type { ReconWorkerConfig } from '../../api/worker-config.ts';
+import type { BusHeaders, BusWriter } from '../bus/types.ts';
+import { openKvState, type StateStore } from '../flow/state/kv-store.ts';
+import { parseTraceparent } from '../flow/trace.ts';
+import { listenAddress } from '../http/server.ts';
 import { reconStreamConfig } from '../nats/canonical.ts';
-import { createLogger } from '../telemetry/logger.ts';
+import { createLogger, type Logger, messageLogger, withKeys } from '../telemetry/logger.ts';
+import { connectNats, ensureStream, requireStream, type WorkerConnection } from '../worker/nats.ts';
+import { DEFAULT_GRACE_MS, startWorkerShell } from '../worker/shell.ts';
 import { createReconMetrics, type ReconMetrics } from './metrics.ts';
 import { Reconciler } from './reconciler.ts';
 import type { ReconEvent, Side, WindowReport } from './types.ts';
@@ -25,17 +32,24 @@ export interface ReconWorkerOptions {
   /** How often windows are checked for finality; default 1000 ms. */
   tickMs?: number;
   processMetrics?: boolean;
+  /** Aborting stops the worker gracefully, during start-up too (same as handle.stop()). */
+  signal?: AbortSignal;
+  /** How long stop() waits for a report being published; default 20 s. */
+  graceMs?: number;
 }
 
 export interface ReconWorkerHandle {
   port: number;
   registry: ReconMetrics['registry'];
   ready(): boolean;
-  /** Resolves once the worker has read everything in the stream at start. */
+  /** Resolves once the worker has read everything in the stream at start (never when stopped first). */
   caughtUp: Promise<void>;
   /** Latest report of a window as the worker holds it (final or preliminary). */
   report(window: string): WindowReport | undefined;
+  /** Graceful stop; idempotent. */
   stop(): Promise<void>;
+  /** Resolves once the worker has stopped (after stop() or the signal). */
+  readonly stopped: Promise<void>;
 }
 
 export const REPORT_KEY = (window: string) => `report.${window}`;
@@ -62,90 +76,47 @@ export function sideOf(
 }
 
 const stable = (r: WindowReport) => JSON.stringify(r);
+const READER_DRAIN_MS = 1_000;
+const encoder = new TextEncoder();
 
-/** Reports and exceptions need a stream to land in; create it when the operator has not yet. */
-async function ensureStream(jsm: JetStreamManager, cfg: ReturnType<typeof reconStreamConfig>): Promise<void> {
-  try {
-    await jsm.streams.info(cfg.name);
-  } catch {
-    await jsm.streams.add(cfg).catch(() => undefined); // a concurrent creator won
-  }
+export interface ReconCoreDeps {
+  config: ReconWorkerConfig;
+  engine: Reconciler;
+  bus: Pick<BusWriter, 'publish'>;
+  store: StateStore;
+  now: () => number;
+  log: Logger;
+  metrics: ReconMetrics;
 }
 
-export async function runReconWorker(
-  config: ReconWorkerConfig,
-  opts: ReconWorkerOptions = {},
-): Promise<ReconWorkerHandle> {
-  const env = opts.env ?? process.env;
+/** A message of the canonical stream, as far as the core reads it. */
+export interface CanonicalMessage {
+  seq: number;
+  json<T>(): T;
+}
+
+/**
+ * The worker without its connections: events in, reports out. `tick()` runs one pass over the
+ * windows (a second call while one runs joins it); `idle()` is the pass in progress, for stop.
+ */
+export function createReconCore(deps: ReconCoreDeps) {
+  const { config, engine, bus, store, now, log, metrics } = deps;
   const policy = `${config.policy.namespace}/${config.policy.name}`;
-  const log = opts.logger ?? createLogger({ flow: policy, channel: 'reconciliation' });
-  const now = opts.now ?? Date.now;
-  const metrics = createReconMetrics(policy, { processMetrics: opts.processMetrics ?? true });
-  const engine = new Reconciler(config.policy.name, config.spec);
-
-  const nc: NatsConnection = await connect({
-    servers: config.nats.servers,
-    name: `tally-recon-${config.policy.name}`,
-    maxReconnectAttempts: -1,
-  });
-  const js = jetstream(nc);
-  const kv: KV = await new Kvm(nc).create(config.nats.stateBucket, { history: 5 });
-
   // Final reports already published, by window: their versions continue from here.
   const finals = new Map<string, WindowReport>();
-  for await (const key of await kv.keys('report.*')) {
-    const entry = await kv.get(key);
-    if (entry?.value.length) finals.set(key.slice('report.'.length), entry.json<WindowReport>());
-  }
   const preliminary = new Map<string, string>();
   const dirty = new Set<string>();
-  let caughtUp = false;
-  let markCaughtUp!: () => void;
-  const caughtUpPromise = new Promise<void>((resolve) => {
-    markCaughtUp = resolve;
-  });
-  const jsm = await jetstreamManager(nc);
-  await ensureStream(jsm, reconStreamConfig(config.policy.namespace));
-  const start = await jsm.streams.info(config.nats.canonicalStream).catch((cause: unknown) => {
-    throw new Error(
-      `canonical stream ${config.nats.canonicalStream} is missing: the operator (or tally run) creates it; ${(cause as Error).message}`,
-      { cause },
-    );
-  });
-  const consumer = await js.consumers.get(config.nats.canonicalStream, {
-    filter_subjects: config.nats.filterSubjects,
-  });
-  const messages = await consumer.consume({ max_messages: 512 });
-  // Consumer (not stream) sequence: a filtered consumer's stream position runs ahead of what
-  // it delivers.
-  let lastDelivered = 0;
-  const reading = (async () => {
-    for await (const m of messages) {
-      handle(m);
-      lastDelivered = m.info.deliverySequence;
-    }
-  })();
-  // Caught up when the server has nothing pending for our filters and we processed all it sent;
-  // a stream may hold nothing for this policy, so waiting for a message would never end.
-  const catchUp = setInterval(() => {
-    if (caughtUp) return;
-    void consumer
-      .info(false)
-      .then((info) => {
-        if (!caughtUp && info.num_pending === 0 && info.delivered.consumer_seq <= lastDelivered) {
-          caughtUp = true;
-          clearInterval(catchUp);
-          markCaughtUp();
-          log.info(
-            { keys: engine.size, windows: engine.windows().length, read: start.state.messages },
-            'caught up with the canonical stream',
-          );
-        }
-      })
-      .catch(() => undefined);
-  }, 100);
+  let pass: Promise<void> | undefined;
+  let stopped = false;
 
-  function handle(m: JsMsg): void {
+  async function load(): Promise<void> {
+    for await (const key of store.keys('report.*')) {
+      const entry = await store.get<WindowReport>(key);
+      if (entry) finals.set(key.slice('report.'.length), entry.value);
+    }
+  }
+
+  function ingest(m: CanonicalMessage): void {
     let ev: CanonicalEvent;
     try {
       ev = m.json<CanonicalEvent>();
@@ -169,26 +140,33 @@ export async function runReconWorker(
     const result = engine.ingest(event);
     metrics.events.inc({ policy, side, result: result.accepted ? 'accepted' : result.reason });
     if (result.accepted) dirty.add(result.window);
-    else if (result.reason !== 'stale_version')
-      log.warn({ eventId: ev.id, side, reason: result.reason }, 'event not reconciled');
+    else if (result.reason !== 'stale_version') {
+      // The event's subject is its business key: the one thing to search the logs for.
+      const traceId = parseTraceparent(ev.traceparent)?.traceId;
+      messageLogger(log, { businessKey: ev.subject, ...(traceId ? { traceId } : {}) }).warn(
+        { eventId: ev.id, side, reason: result.reason },
+        'event not reconciled',
+      );
+    }
   }
 
   async function publishFinal(window: string, report: WindowReport): Promise<void> {
     const kind = report.version > 1 ? 'amendment' : 'final';
     for (const ex of engine.exceptions(window, report.version)) {
-      const h = natsHeaders();
-      h.set('Tally-Policy', policy);
-      h.set('Tally-Window', window);
-      h.set('Tally-Outcome', ex.outcome);
-      await js.publish(config.nats.exceptionsSubject, JSON.stringify(ex), {
-        msgID: `exc:${ex.id}:v${report.version}`,
-        headers: h,
+      const headers: BusHeaders = {
+        'Tally-Policy': policy,
+        'Tally-Window': window,
+        'Tally-Outcome': ex.outcome,
+      };
+      await bus.publish(config.nats.exceptionsSubject, encoder.encode(JSON.stringify(ex)), {
+        msgId: `exc:${ex.id}:v${report.version}`,
+        headers,
       });
     }
-    await js.publish(config.nats.reportsSubject, JSON.stringify(report), {
-      msgID: `report:${policy}:${window}:v${report.version}`,
+    await bus.publish(config.nats.reportsSubject, encoder.encode(JSON.stringify(report)), {
+      msgId: `report:${policy}:${window}:v${report.version}`,
     });
-    await kv.put(REPORT_KEY(window), JSON.stringify(report));
+    await store.put(REPORT_KEY(window), report);
     finals.set(window, report);
     metrics.reports.inc({ policy, kind });
     log.info(
@@ -203,13 +181,12 @@ export async function runReconWorker(
     );
   }
 
-  let ticking = false;
-  async function tick(): Promise<void> {
-    if (!caughtUp || ticking) return;
-    ticking = true;
+  async function runPass(): Promise<void> {
     try {
       const t = now();
       for (const window of engine.windows()) {
+        // Stopping waits for the publish in progress only, not for the windows after it.
+        if (stopped) return;
         const stored = finals.get(window);
         if (isFinal(window, config.spec.window, t)) {
           if (stored && !dirty.has(window)) continue;
@@ -227,7 +204,7 @@ export async function runReconWorker(
           const report = engine.report(window, { final: false, version: 0 });
           const text = JSON.stringify(report);
           if (preliminary.get(window) !== text) {
-            await kv.put(PRELIMINARY_KEY(window), text);
+            await store.put(PRELIMINARY_KEY(window), report);
             preliminary.set(window, text);
           }
           dirty.delete(window);
@@ -240,56 +217,173 @@ export async function runReconWorker(
         open += r.totals.mismatched + r.totals.missingErp + r.totals.missingChannel;
       metrics.openExceptions.set({ policy }, open);
     } catch (err) {
-      log.error({ err: (err as Error).message }, 'publishing reports failed; will retry');
-    } finally {
-      ticking = false;
+      log.error({ err }, 'publishing reports failed; will retry');
     }
   }
-  const timer = setInterval(() => void tick(), opts.tickMs ?? 1000);
-  void caughtUpPromise.then(() => tick());
 
-  const server: Server = createServer((req, res) => {
-    if (req.url === '/metrics') {
-      void metrics.registry
-        .metrics()
-        .then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text));
-    } else if (req.url === '/healthz') {
-      res.writeHead(200).end('ok');
-    } else if (req.url === '/readyz') {
-      const ok = caughtUp && !nc.isClosed();
-      res.writeHead(ok ? 200 : 503).end(ok ? 'ok' : 'catching up');
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  const port = Number(env.TALLY_HTTP_PORT ?? config.http.port);
-  await new Promise<void>((resolve) => server.listen(port, env.TALLY_HTTP_HOST ?? '0.0.0.0', resolve));
-  const address = server.address();
-
-  let stopping: Promise<void> | undefined;
   return {
-    port: typeof address === 'object' && address ? address.port : port,
-    registry: metrics.registry,
-    ready: () => caughtUp && !nc.isClosed(),
-    caughtUp: caughtUpPromise,
-    report(window) {
+    load,
+    ingest,
+    tick(): Promise<void> {
+      if (stopped) return Promise.resolve();
+      pass ??= runPass().finally(() => {
+        pass = undefined;
+      });
+      return pass;
+    },
+    /** The pass in progress (none after stop()): resolves when it ends, never polls. */
+    idle(): Promise<void> {
+      return pass ?? Promise.resolve();
+    },
+    /** No pass starts after this; the one in progress stops after its current window. */
+    stop(): void {
+      stopped = true;
+    },
+    report(window: string): WindowReport | undefined {
       return (
         finals.get(window) ?? (preliminary.has(window) ? JSON.parse(preliminary.get(window)!) : undefined)
       );
     },
-    stop() {
-      stopping ??= (async () => {
-        clearInterval(timer);
-        clearInterval(catchUp);
-        await messages.close();
-        await reading.catch(() => undefined);
-        // Wait for a tick in progress so a report is not half published.
-        while (ticking) await new Promise((r) => setTimeout(r, 20));
-        await new Promise((resolve) => server.close(resolve));
-        await nc.drain().catch(() => undefined);
-        log.info('stopped');
-      })();
-      return stopping;
-    },
   };
+}
+
+export async function runReconWorker(
+  config: ReconWorkerConfig,
+  opts: ReconWorkerOptions = {},
+): Promise<ReconWorkerHandle> {
+  const env = opts.env ?? process.env;
+  const policy = `${config.policy.namespace}/${config.policy.name}`;
+  // Every line names the policy once, whoever made the logger.
+  const log = opts.logger ? withKeys(opts.logger, { policy }) : createLogger({ policy });
+  const metrics = createReconMetrics(policy, { processMetrics: opts.processMetrics ?? true });
+  const engine = new Reconciler(config.policy.name, config.spec);
+  const address = listenAddress(config.http.port, env);
+
+  let conn: WorkerConnection | undefined;
+  let core: ReturnType<typeof createReconCore> | undefined;
+  let messages: ConsumerMessages | undefined;
+  let reading: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let catchUp: NodeJS.Timeout | undefined;
+  let caughtUp = false;
+  let markCaughtUp!: () => void;
+  const caughtUpPromise = new Promise<void>((resolve) => {
+    markCaughtUp = resolve;
+  });
+
+  // Stop reading and ticking, then wait for the pass in progress (no polling: its promise).
+  const halt = async () => {
+    clearInterval(timer);
+    clearInterval(catchUp);
+    core?.stop();
+    await messages?.close();
+    await reading?.catch(() => undefined);
+    // A report half published is repeated by the next start (msg ids dedupe it); wait for it anyway.
+    await core?.idle();
+  };
+
+  const shell = await startWorkerShell({
+    name: `tally-recon ${policy}`,
+    servers: config.nats.servers,
+    logger: log,
+    registry: metrics.registry,
+    address,
+    checks: () => ({ canonicalStream: conn?.connected() ?? false, caughtUp }),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    graceMs: opts.graceMs ?? DEFAULT_GRACE_MS,
+    drain: () => halt(),
+    // Nothing of ours waits on the reader's connection (publishes go through the bus, KV writes
+    // are awaited), so it gets a short drain and leaves the close allowance to the bus.
+    close: async () => {
+      await conn?.close(READER_DRAIN_MS);
+    },
+  });
+
+  const handle: ReconWorkerHandle = {
+    port: shell.port,
+    registry: metrics.registry,
+    ready: () => shell.ready(),
+    caughtUp: caughtUpPromise,
+    report: (window) => core?.report(window),
+    stop: () => shell.stop(),
+    stopped: shell.stopped,
+  };
+
+  try {
+    const bus = await shell.connect();
+    const live = await shell.until(
+      connectNats({
+        servers: config.nats.servers,
+        name: `tally-recon ${policy} reader`,
+        logger: log,
+        signal: shell.signal,
+      }),
+    );
+    conn = live;
+    const { nc } = live;
+    const jsm = await shell.until(jetstreamManager(nc));
+    // The operator creates both streams first; a worker started without it (tests, benchmarks)
+    // creates the one it writes to, and fails naming why when it cannot.
+    await shell.until(ensureStream(jsm, reconStreamConfig(config.policy.namespace)));
+    const start = await shell.until(
+      requireStream(jsm, config.nats.canonicalStream, 'the operator (or tally run)'),
+    );
+    const store = await shell.until(openKvState(nc, config.nats.stateBucket, { history: 5 }));
+    const now = opts.now ?? Date.now;
+    const started = createReconCore({ config, engine, bus, store, now, log, metrics });
+    await shell.until(started.load());
+    core = started;
+
+    const js = jetstream(nc);
+    const consumer = await shell.until(
+      js.consumers.get(config.nats.canonicalStream, { filter_subjects: config.nats.filterSubjects }),
+    );
+    const stream = await shell.until(consumer.consume({ max_messages: 512 }));
+    messages = stream;
+    // Consumer (not stream) sequence: a filtered consumer's stream position runs ahead of what
+    // it delivers.
+    let lastDelivered = 0;
+    reading = (async () => {
+      for await (const m of stream) {
+        started.ingest(m);
+        lastDelivered = m.info.deliverySequence;
+      }
+    })();
+    // Caught up when the server has nothing pending for our filters and we processed all it sent;
+    // a stream may hold nothing for this policy, so waiting for a message would never end.
+    catchUp = setInterval(() => {
+      if (caughtUp) return;
+      void consumer
+        .info(false)
+        .then((info) => {
+          if (!caughtUp && info.num_pending === 0 && info.delivered.consumer_seq <= lastDelivered) {
+            caughtUp = true;
+            clearInterval(catchUp);
+            markCaughtUp();
+            log.info(
+              { keys: engine.size, windows: engine.windows().length, read: start.state.messages },
+              'caught up with the canonical stream',
+            );
+          }
+        })
+        .catch(() => undefined);
+    }, 100);
+    timer = setInterval(() => {
+      if (caughtUp) void started.tick();
+    }, opts.tickMs ?? 1000);
+    void caughtUpPromise.then(() => started.tick());
+    // Stopped while the last step finished: the drain ran before any of this existed.
+    if (shell.stopping()) {
+      await halt();
+      return handle;
+    }
+    log.info({ stream: config.nats.canonicalStream, port: shell.port }, 'reconciliation worker started');
+  } catch (err) {
+    // Stopped during start-up: the handle reports it stopped; anything else is a failed start.
+    const stoppedFirst = shell.stopping();
+    await shell.stop();
+    if (stoppedFirst) return handle;
+    throw err;
+  }
+  return handle;
 }
