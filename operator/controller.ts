@@ -3,7 +3,7 @@
 // as managed by Tally) requeue their flow, so drift or deletion is repaired.
 import type { Logger } from 'pino';
 import { TerminalError } from './errors.ts';
-import type { KubeClient } from './kube/client.ts';
+import type { KubeApi } from './kube/client.ts';
 import { KubeApiError } from './kube/errors.ts';
 import { Informer } from './kube/informer.ts';
 import {
@@ -24,7 +24,7 @@ import { reconcilePolicy } from './reconcile/policy.ts';
 import { FLOW_LABEL, MANAGED_SELECTOR, POLICY_LABEL } from './render/labels.ts';
 
 export interface ControllerOptions {
-  client: KubeClient;
+  client: KubeApi;
   log: Logger;
   metrics: OperatorMetrics;
   resyncMs?: number;
@@ -127,13 +127,15 @@ export class Controller {
         metrics.reconciles.inc({ kind, result: result.requeueAfterMs ? 'requeue' : 'success' });
       } catch (err) {
         if (err instanceof TerminalError) {
-          metrics.reconciles.inc({ kind, result: 'terminal' });
-          log.error({ key, err: err.message }, 'reconcile failed terminally; waiting for a change');
+          // Handled: status says what the user must change, and a change re-queues the key.
+          this.queue.forget(key);
+          metrics.reconciles.inc({ kind, result: 'terminal', reason: err.reason });
+          log.warn({ key, reason: err.reason, err }, 'reconcile stalled; waiting for a change');
         } else {
           metrics.reconciles.inc({ kind, result: 'error' });
           const delay = this.queue.addRateLimited(key);
           const level = err instanceof KubeApiError && err.status === 409 ? 'info' : 'warn';
-          log[level]({ key, err: (err as Error).message, retryInMs: delay }, 'reconcile failed, will retry');
+          log[level]({ key, err, retryInMs: delay }, 'reconcile failed, will retry');
         }
       } finally {
         end();

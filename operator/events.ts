@@ -1,15 +1,15 @@
 // Kubernetes Events (events.k8s.io/v1) with the same reason strings as conditions and metrics.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { KubeClient } from './kube/client.ts';
+import type { KubeApi } from './kube/client.ts';
 import { EVENTS, type KubeObject } from './kube/resources.ts';
 
 export class EventRecorder {
-  readonly #client: KubeClient;
+  readonly #client: KubeApi;
   readonly #instance: string;
   readonly #log: Logger;
 
-  constructor(client: KubeClient, instance: string, log: Logger) {
+  constructor(client: KubeApi, instance: string, log: Logger) {
     this.#client = client;
     this.#instance = instance;
     this.#log = log;
@@ -43,7 +43,7 @@ export class EventRecorder {
     try {
       await this.#client.create(EVENTS, event);
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message, reason }, 'could not record event');
+      this.#log.warn({ err, reason }, 'could not record event');
     }
   }
 }

@@ -1,11 +1,11 @@
 // Finalizer helper after kube-rs's finalizer.rs: add on first sight, run idempotent cleanup on
 // delete, then remove with a JSON Patch `test` + `remove` so a concurrent change to the list
 // makes the patch fail (and the reconcile retry) instead of dropping someone else's finalizer.
-import type { KubeClient } from './kube/client.ts';
+import type { KubeApi } from './kube/client.ts';
 import type { KubeObject, ResourceType } from './kube/resources.ts';
 
 export async function addFinalizer(
-  client: KubeClient,
+  client: KubeApi,
   r: ResourceType,
   obj: KubeObject,
   finalizer: string,
@@ -17,12 +17,19 @@ export async function addFinalizer(
         { op: 'test', path: '/metadata/finalizers', value: list },
         { op: 'add', path: '/metadata/finalizers/-', value: finalizer },
       ]
-    : [{ op: 'add', path: '/metadata/finalizers', value: [finalizer] }];
+    : [
+        // `add` of a member that exists replaces it, and JSON Patch cannot test for absence: the
+        // resourceVersion guards against a list another controller added since the cache saw it.
+        ...(obj.metadata.resourceVersion
+          ? [{ op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion }]
+          : []),
+        { op: 'add', path: '/metadata/finalizers', value: [finalizer] },
+      ];
   await client.jsonPatch(r, obj.metadata.namespace!, obj.metadata.name, ops);
 }
 
 export async function removeFinalizer(
-  client: KubeClient,
+  client: KubeApi,
   r: ResourceType,
   obj: KubeObject,
   finalizer: string,

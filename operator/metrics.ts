@@ -8,8 +8,9 @@ export function operatorMetrics() {
     registry,
     reconciles: new Counter({
       name: 'tally_operator_reconcile_total',
-      help: 'Reconciles by kind and result (success, requeue, error, terminal).',
-      labelNames: ['kind', 'result'] as const,
+      help: 'Reconciles by kind and result (success, requeue, error, terminal); terminal ones by the reason on the Stalled condition.',
+      // reason: only on terminal results, one of the reconcilers' reason constants (bounded).
+      labelNames: ['kind', 'result', 'reason'] as const,
       registers: [registry],
     }),
     reconcileSeconds: new Histogram({

@@ -22,6 +22,12 @@ export interface ListResult<T = KubeObject> {
 
 type Query = Record<string, string | number | boolean | undefined>;
 
+/** What controllers use of the client; unit tests pass an in-memory fake (operator/testing/). */
+export type KubeApi = Pick<
+  KubeClient,
+  'get' | 'list' | 'apply' | 'jsonPatch' | 'create' | 'delete' | 'watch'
+>;
+
 export class KubeClient {
   readonly server: string;
   readonly #kc: KubeConfig;
@@ -92,7 +98,7 @@ export class KubeClient {
   async list<T extends KubeObject>(
     r: ResourceType,
     opts: { namespace?: string; labelSelector?: string } = {},
-  ) {
+  ): Promise<ListResult<T>> {
     const body = await this.request<{ items: T[]; metadata: { resourceVersion: string } }>(
       'GET',
       resourcePath(r, opts.namespace),

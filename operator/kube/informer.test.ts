@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { captureLog } from '../testing/log.ts';
 import { KubeClient } from './client.ts';
 import { Informer } from './informer.ts';
 import { CONFIG_MAPS, type KubeObject } from './resources.ts';
@@ -174,6 +175,38 @@ describe('Informer', () => {
     });
     await waitFor('the watched object', () => informer.get('ns', 'u') !== undefined);
     expect(informer.get('ns', 'u')?.data?.lookup).toBe(value);
+  });
+
+  it('logs list and watch failures with the error itself (type, code, status, stack), not only its message', async () => {
+    const api = await fakeApiserver(
+      [
+        (res) => json(res, 500, { reason: 'InternalError', message: 'etcd unavailable' }),
+        (res) => json(res, 200, { items: [], metadata: { resourceVersion: '1' } }),
+      ],
+      [
+        (res) => {
+          res.writeHead(200);
+          res.end(
+            `${JSON.stringify({ type: 'ERROR', object: { code: 410, reason: 'Expired', message: 'too old' } })}\n`,
+          );
+        },
+      ],
+    );
+    cleanups.push(api.close);
+    const { log, lines } = captureLog();
+    const informer = new Informer<KubeObject>(api.client, CONFIG_MAPS, { logger: log, maxBackoffMs: 20 });
+    const stop = new AbortController();
+    const running = informer.run(stop.signal);
+    cleanups.push(async () => {
+      stop.abort();
+      await running;
+    });
+    await waitFor('the re-list after 410', () => informer.relists >= 2);
+    const failed = lines.find((l) => l.msg === 'list/watch failed, retrying');
+    expect(failed?.err).toMatchObject({ type: 'KubeApiError', code: 'KUBE_API', status: 500 });
+    expect((failed?.err as { stack?: string } | undefined)?.stack).toContain('KubeApiError');
+    const gone = lines.find((l) => l.msg === 'watch expired (410 Gone), re-listing');
+    expect(gone?.err).toMatchObject({ type: 'KubeApiError', status: 410, reason: 'Expired' });
   });
 
   it('re-delivers cached objects on resync', async () => {

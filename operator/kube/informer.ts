@@ -3,7 +3,7 @@
 // (re-list), dropped connections and API errors (re-list after a capped backoff). A periodic
 // resync re-delivers every cached object so level-based reconcilers catch up on drift.
 import type { Logger } from 'pino';
-import type { KubeClient } from './client.ts';
+import type { KubeApi } from './client.ts';
 import { isGone } from './errors.ts';
 import type { KubeObject, ResourceType } from './resources.ts';
 
@@ -18,12 +18,15 @@ export interface InformerOptions {
   maxBackoffMs?: number;
 }
 
+/** The read side of an informer: what reconcilers look objects up in. */
+export type Cache<T extends KubeObject> = Pick<Informer<T>, 'get' | 'list'>;
+
 export const objectKey = (o: KubeObject) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 
 export class Informer<T extends KubeObject> {
   readonly #store = new Map<string, T>();
   readonly #handlers: InformerHandler<T>[] = [];
-  readonly #client: KubeClient;
+  readonly #client: KubeApi;
   readonly #resource: ResourceType;
   readonly #opts: InformerOptions;
   #synced!: () => void;
@@ -33,7 +36,7 @@ export class Informer<T extends KubeObject> {
   /** Re-lists since start: visible in tests that cut watches. */
   relists = 0;
 
-  constructor(client: KubeClient, resource: ResourceType, opts: InformerOptions) {
+  constructor(client: KubeApi, resource: ResourceType, opts: InformerOptions) {
     this.#client = client;
     this.#resource = resource;
     this.#opts = opts;
@@ -80,12 +83,12 @@ export class Informer<T extends KubeObject> {
         } catch (err) {
           if (signal.aborted) break;
           if (isGone(err)) {
-            log.info({ err: (err as Error).message }, 'watch expired (410 Gone), re-listing');
+            log.info({ err }, 'watch expired (410 Gone), re-listing');
             continue;
           }
           failures++;
           const delay = Math.min(250 * 2 ** failures, this.#opts.maxBackoffMs ?? 30_000);
-          log.warn({ err: (err as Error).message, retryInMs: delay }, 'list/watch failed, retrying');
+          log.warn({ err, retryInMs: delay }, 'list/watch failed, retrying');
           await sleep(delay, signal);
         }
       }

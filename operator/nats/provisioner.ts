@@ -1,11 +1,16 @@
 // Makes a flow's JetStream resources match its spec: the ingest stream, the dead-letter stream
 // and the shared durable consumer. Idempotent; updates in place what JetStream allows to change.
 import {
+  type ConsumerAPI,
+  type ConsumerConfig,
   type ConsumerInfo,
+  type ConsumerUpdateConfig,
   JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamManager,
   jetstreamManager,
+  type StreamAPI,
+  type StreamConfig,
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { IntegrationFlowSpec } from '../../api/integration-flow.ts';
@@ -58,40 +63,100 @@ type StreamCfg =
   | ReturnType<typeof deadLetterStreamConfig>
   | ReturnType<typeof canonicalStreamConfig>;
 
+/**
+ * What the provisioner uses of a JetStreamManager: a real one satisfies it, unit tests pass an
+ * in-memory fake (operator/testing/).
+ */
+export interface JetStreamAdmin {
+  streams: Pick<StreamAPI, 'info' | 'add' | 'update' | 'delete'>;
+  consumers: Pick<ConsumerAPI, 'list' | 'add' | 'update' | 'delete'>;
+}
+
+/** The flow's JetStream resources as its spec wants them (pure). */
+export function desiredFlowNats(flow: FlowRef, spec: Pick<IntegrationFlowSpec, 'stream' | 'delivery'>) {
+  return {
+    stream: flowStreamConfig(flow, spec),
+    deadLetterStream: deadLetterStreamConfig(flow, spec),
+    consumers: flowConsumerConfigs(flow, spec),
+  };
+}
+
+/**
+ * The setting of an existing stream that differs from `desired` and that JetStream cannot change
+ * in place, as the error to report (pure); undefined when an update (or nothing) will do.
+ */
+export function immutableStreamChange(
+  current: Pick<StreamConfig, 'name' | 'storage'>,
+  desired: Pick<StreamCfg, 'storage'>,
+  fix = 'delete the stream so the operator creates it again',
+): NatsImmutableSettingError | undefined {
+  if (current.storage === desired.storage) return undefined;
+  return new NatsImmutableSettingError(
+    `stream ${current.name} uses ${current.storage} storage and JetStream cannot change it to ${desired.storage}: ${fix}`,
+  );
+}
+
+/**
+ * Whether an existing stream differs from `desired` in a setting the operator manages (pure).
+ * Settings it does not set, and metadata keys the server adds itself (`_nats.*`), are not drift.
+ */
+export function streamDrifted(current: StreamConfig, desired: StreamCfg): boolean {
+  const metadata: Record<string, string> = 'metadata' in desired ? desired.metadata : {};
+  return (
+    Object.entries(metadata).some(([k, v]) => current.metadata?.[k] !== v) ||
+    current.max_age !== desired.max_age ||
+    current.duplicate_window !== desired.duplicate_window ||
+    current.num_replicas !== desired.num_replicas ||
+    current.discard !== desired.discard ||
+    JSON.stringify(current.subjects) !== JSON.stringify(desired.subjects)
+  );
+}
+
+/** Whether an existing flow consumer differs from `desired` in a setting it can change (pure). */
+export function consumerDrifted(current: ConsumerConfig, desired: FlowConsumerConfig): boolean {
+  return (
+    current.ack_wait !== desired.ack_wait ||
+    current.max_deliver !== desired.max_deliver ||
+    current.max_ack_pending !== desired.max_ack_pending ||
+    current.filter_subject !== desired.filter_subject
+  );
+}
+
+/**
+ * The update that brings a consumer to `desired` (pure). Where it starts (deliver_policy, chosen
+ * once by consumerStart when it is created) is never sent: JetStream cannot change it.
+ */
+export function consumerUpdate(desired: FlowConsumerConfig): Partial<ConsumerUpdateConfig> {
+  const { durable_name: _d, deliver_policy: _p, ...mutable } = desired;
+  return mutable;
+}
+
 const isApiError = (err: unknown, code: number) => err instanceof JetStreamApiError && err.code === code;
 
-async function ensureStream(jsm: JetStreamManager, cfg: StreamCfg): Promise<void> {
+async function ensureStream(jsm: JetStreamAdmin, cfg: StreamCfg, fix?: string): Promise<void> {
+  let current: StreamConfig;
   try {
-    const info = await jsm.streams.info(cfg.name);
-    if (info.config.storage !== cfg.storage) {
-      throw new NatsImmutableSettingError(
-        `stream ${cfg.name} uses ${info.config.storage} storage and JetStream cannot change it to ${cfg.storage}: set spec.stream.storage back, or delete and recreate the flow`,
-      );
-    }
-    const metadata: Record<string, string> = 'metadata' in cfg ? cfg.metadata : {};
-    const drift =
-      Object.entries(metadata).some(([k, v]) => info.config.metadata?.[k] !== v) ||
-      info.config.max_age !== cfg.max_age ||
-      info.config.duplicate_window !== cfg.duplicate_window ||
-      info.config.num_replicas !== cfg.num_replicas ||
-      info.config.discard !== cfg.discard ||
-      JSON.stringify(info.config.subjects) !== JSON.stringify(cfg.subjects);
-    if (drift) await jsm.streams.update(cfg.name, cfg);
+    current = (await jsm.streams.info(cfg.name)).config;
   } catch (err) {
     if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
     await jsm.streams.add(cfg);
+    return;
   }
+  const immutable = immutableStreamChange(current, cfg, fix);
+  if (immutable) throw immutable;
+  if (streamDrifted(current, cfg)) await jsm.streams.update(cfg.name, cfg);
 }
 
 export async function ensureFlowNats(
-  jsm: JetStreamManager,
+  jsm: JetStreamAdmin,
   flow: FlowRef,
   spec: Pick<IntegrationFlowSpec, 'stream' | 'delivery'>,
 ): Promise<FlowNatsState> {
   const names = flowNames(flow);
-  await ensureStream(jsm, flowStreamConfig(flow, spec));
-  await ensureStream(jsm, deadLetterStreamConfig(flow, spec));
-  const desired = flowConsumerConfigs(flow, spec);
+  const want = desiredFlowNats(flow, spec);
+  await ensureStream(jsm, want.stream, 'set spec.stream.storage back, or delete and recreate the flow');
+  await ensureStream(jsm, want.deadLetterStream);
+  const desired = want.consumers;
   const existing = new Map<string, ConsumerInfo>();
   for await (const info of jsm.consumers.list(names.stream)) {
     if (isFlowConsumerName(info.name)) existing.set(info.name, info);
@@ -107,7 +172,9 @@ export async function ensureFlowNats(
   for (const consumer of desired) {
     const info = existing.get(consumer.durable_name);
     if (info) {
-      await updateConsumer(jsm, names.stream, consumer, info);
+      if (consumerDrifted(info.config, consumer)) {
+        await jsm.consumers.update(names.stream, consumer.durable_name, consumerUpdate(consumer));
+      }
       layout.push({ filterSubject: consumer.filter_subject, startSeq: startSeqOf(info.config) });
     } else {
       const start = consumerStart(consumer.filter_subject, known);
@@ -149,26 +216,8 @@ export async function ensureFlowNats(
   };
 }
 
-async function updateConsumer(
-  jsm: JetStreamManager,
-  stream: string,
-  consumer: FlowConsumerConfig,
-  info: ConsumerInfo,
-): Promise<void> {
-  const c = info.config;
-  if (
-    c.ack_wait !== consumer.ack_wait ||
-    c.max_deliver !== consumer.max_deliver ||
-    c.max_ack_pending !== consumer.max_ack_pending ||
-    c.filter_subject !== consumer.filter_subject
-  ) {
-    const { durable_name: _d, deliver_policy: _p, ...mutable } = consumer;
-    await jsm.consumers.update(stream, consumer.durable_name, mutable);
-  }
-}
-
 /** Deletes the flow's streams (with their consumers) and its state bucket; missing ones are fine. */
-export async function deleteFlowNats(jsm: JetStreamManager, flow: FlowRef): Promise<void> {
+export async function deleteFlowNats(jsm: JetStreamAdmin, flow: FlowRef): Promise<void> {
   const names = flowNames(flow);
   for (const stream of [names.stream, names.deadLetterStream, `KV_${names.stateBucket}`]) {
     try {
@@ -196,17 +245,13 @@ export async function connectNats(
 }
 
 /** The namespace-wide streams: canonical events (read by policies) and reports/exceptions. */
-export async function ensureNamespaceStreams(jsm: JetStreamManager, namespace: string): Promise<void> {
+export async function ensureNamespaceStreams(jsm: JetStreamAdmin, namespace: string): Promise<void> {
   await ensureStream(jsm, canonicalStreamConfig(namespace));
   await ensureStream(jsm, reconStreamConfig(namespace));
 }
 
 /** Deletes a policy's report bucket (its KV stream). */
-export async function deletePolicyNats(
-  jsm: JetStreamManager,
-  namespace: string,
-  name: string,
-): Promise<void> {
+export async function deletePolicyNats(jsm: JetStreamAdmin, namespace: string, name: string): Promise<void> {
   try {
     await jsm.streams.delete(`KV_${policyNames(namespace, name).stateBucket}`);
   } catch (err) {

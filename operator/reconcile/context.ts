@@ -1,12 +1,13 @@
 // What every reconciler gets: clients, caches, clock, and the shared status writer.
-import type { JetStreamManager } from '@nats-io/jetstream';
 import type { Kvm } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { Condition } from '../../api/common.ts';
+import { TerminalError, type TerminalReason } from '../errors.ts';
 import type { EventRecorder } from '../events.ts';
-import type { KubeClient } from '../kube/client.ts';
-import type { Informer } from '../kube/informer.ts';
+import type { KubeApi } from '../kube/client.ts';
+import type { Cache } from '../kube/informer.ts';
 import type { KubeObject, ResourceType } from '../kube/resources.ts';
+import type { JetStreamAdmin } from '../nats/provisioner.ts';
 import type { RenderOptions } from '../render/flow-objects.ts';
 import { conditionsFor, type Outcome, sameStatus } from '../status/conditions.ts';
 
@@ -16,13 +17,13 @@ export interface TallyObject extends KubeObject {
 }
 
 export interface ReconcileContext {
-  client: KubeClient;
-  jsm: () => JetStreamManager;
-  /** KV access (policy report buckets). */
-  kvm: () => Kvm;
-  flows: Informer<TallyObject>;
-  mappings: Informer<TallyObject>;
-  events: EventRecorder;
+  client: KubeApi;
+  jsm: () => JetStreamAdmin;
+  /** KV access (policy report buckets, the cross-reference store). */
+  kvm: () => Pick<Kvm, 'create'>;
+  flows: Cache<TallyObject>;
+  mappings: Cache<TallyObject>;
+  events: Pick<EventRecorder, 'record'>;
   log: Logger;
   now: () => Date;
   render: RenderOptions;
@@ -93,4 +94,20 @@ export async function writeStatus(
   if (!oldReady || oldReady.status !== ready.status || oldReady.reason !== ready.reason) {
     await ctx.events.record(obj, outcome.ready ? 'Normal' : 'Warning', outcome.reason, outcome.message);
   }
+}
+
+/**
+ * Ends a reconcile the user has to act on: writes Stalled (and Ready False) with `reason`, whose
+ * Event carries the same reason, then throws the TerminalError the controller counts with it.
+ */
+export async function stall(
+  ctx: ReconcileContext,
+  r: ResourceType,
+  obj: TallyObject,
+  problem: { reason: TerminalReason; message: string },
+  fields?: Record<string, unknown>,
+): Promise<never> {
+  const { reason, message } = problem;
+  await writeStatus(ctx, r, obj, { ready: false, stalled: true, reason, message }, fields);
+  throw new TerminalError(reason, message);
 }

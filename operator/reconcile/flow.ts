@@ -18,7 +18,14 @@ import { renderFlowObjects } from '../render/flow-objects.ts';
 import { FINALIZER, flowWorkerName } from '../render/labels.ts';
 import { type ResolvedOutboundMapping, renderWorkerConfig } from '../render/worker-config.ts';
 import type { Outcome } from '../status/conditions.ts';
-import { type ReconcileContext, type ReconcileResult, type TallyObject, writeStatus } from './context.ts';
+import { describeSpecIssues } from '../status/spec-issues.ts';
+import {
+  type ReconcileContext,
+  type ReconcileResult,
+  stall,
+  type TallyObject,
+  writeStatus,
+} from './context.ts';
 import { resolveLookups } from './lookups.ts';
 
 export const FLOW_REASONS = {
@@ -34,6 +41,7 @@ export const FLOW_REASONS = {
   natsUnavailable: 'NatsUnavailable',
   natsImmutableSetting: 'NatsImmutableSetting',
 } as const;
+export type FlowReason = (typeof FLOW_REASONS)[keyof typeof FLOW_REASONS];
 
 export async function reconcileFlow(
   ctx: ReconcileContext,
@@ -46,6 +54,14 @@ export async function reconcileFlow(
   const ref = { namespace, name };
   const status = (outcome: Outcome, fields?: Record<string, unknown>) =>
     writeStatus(ctx, INTEGRATION_FLOWS, flow, outcome, fields);
+  const stalled = (reason: FlowReason, message: string) =>
+    stall(ctx, INTEGRATION_FLOWS, flow, { reason, message });
+  // A mapping the flow cannot use: Stalled ones need a user change, others resolve by themselves.
+  const notReady = async (r: MappingProblem): Promise<ReconcileResult> => {
+    if (r.outcome.stalled) return stalled(r.outcome.reason, r.outcome.message);
+    await status(r.outcome);
+    return r.requeueAfterMs ? { requeueAfterMs: r.requeueAfterMs } : {};
+  };
 
   // 2. Being deleted: clean up, then let it go.
   if (flow.metadata.deletionTimestamp) {
@@ -60,26 +76,12 @@ export async function reconcileFlow(
   await addFinalizer(ctx.client, INTEGRATION_FLOWS, flow, FINALIZER);
 
   // 4. The spec (defaults applied). The apiserver validated it; this guards older objects.
-  const parsed = integrationFlowSpecSchema.safeParse(flow.spec);
-  if (!parsed.success) {
-    await status({
-      ready: false,
-      stalled: true,
-      reason: FLOW_REASONS.invalidSpec,
-      message: parsed.error.message,
-    });
-    return {};
-  }
+  const parsed = integrationFlowSpecSchema.safeParse(flow.spec, { reportInput: true });
+  if (!parsed.success) return stalled(FLOW_REASONS.invalidSpec, describeSpecIssues(parsed.error));
   const spec = parsed.data;
   const keyProblem = spec.delivery.partitionKey ? partitionKeyProblem(spec.delivery.partitionKey) : undefined;
   if (keyProblem) {
-    await status({
-      ready: false,
-      stalled: true,
-      reason: FLOW_REASONS.invalidPartitionKey,
-      message: `spec.delivery.partitionKey ${keyProblem}`,
-    });
-    return {};
+    return stalled(FLOW_REASONS.invalidPartitionKey, `spec.delivery.partitionKey ${keyProblem}`);
   }
 
   // 5. Resolve the mapping and the sinks' outbound mappings; their own reconciles ran their tests.
@@ -89,10 +91,7 @@ export async function reconcileFlow(
     direction: 'inbound',
     entity: spec.entity,
   });
-  if (!inbound.ok) {
-    await status(inbound.outcome);
-    return inbound.requeueAfterMs ? { requeueAfterMs: inbound.requeueAfterMs } : {};
-  }
+  if (!inbound.ok) return notReady(inbound);
   const { mapping, lookups } = inbound;
   const outboundMappings = new Map<string, ResolvedOutboundMapping>();
   for (const [i, sink] of spec.sinks.entries()) {
@@ -104,10 +103,7 @@ export async function reconcileFlow(
       direction: 'outbound',
       entity: spec.entity,
     });
-    if (!outbound.ok) {
-      await status(outbound.outcome);
-      return outbound.requeueAfterMs ? { requeueAfterMs: outbound.requeueAfterMs } : {};
-    }
+    if (!outbound.ok) return notReady(outbound);
     outboundMappings.set(ref.name, {
       name: ref.name,
       generation: outbound.mapping.metadata.generation ?? 0,
@@ -126,13 +122,7 @@ export async function reconcileFlow(
     nats = await ensureFlowNats(ctx.jsm(), ref, spec);
   } catch (err) {
     if (err instanceof NatsImmutableSettingError) {
-      await status({
-        ready: false,
-        stalled: true,
-        reason: FLOW_REASONS.natsImmutableSetting,
-        message: err.message,
-      });
-      return {};
+      return stalled(FLOW_REASONS.natsImmutableSetting, err.message);
     }
     await status({
       ready: false,
@@ -186,6 +176,12 @@ export async function reconcileFlow(
   return {};
 }
 
+interface MappingProblem {
+  ok: false;
+  outcome: Outcome & { reason: FlowReason };
+  requeueAfterMs?: number;
+}
+
 type ResolvedMapping =
   | {
       ok: true;
@@ -193,7 +189,7 @@ type ResolvedMapping =
       spec: CanonicalMappingSpec;
       lookups: Awaited<ReturnType<typeof resolveLookups>>;
     }
-  | { ok: false; outcome: Outcome; requeueAfterMs?: number };
+  | MappingProblem;
 
 /**
  * A CanonicalMapping a flow refers to (its mappingRef, or a sink's bodyMappingRef): it exists, has
@@ -205,7 +201,7 @@ async function resolveMapping(
   namespace: string,
   want: { name: string; field: string; direction: 'inbound' | 'outbound'; entity: string },
 ): Promise<ResolvedMapping> {
-  const stalled = (reason: string, message: string): ResolvedMapping => ({
+  const stalled = (reason: FlowReason, message: string): ResolvedMapping => ({
     ok: false,
     outcome: { ready: false, stalled: true, reason, message },
   });

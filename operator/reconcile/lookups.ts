@@ -2,14 +2,14 @@
 import * as yaml from 'js-yaml';
 import type { CanonicalMappingSpec } from '../../api/canonical-mapping.ts';
 import { LookupNotFoundError } from '../errors.ts';
-import type { KubeClient } from '../kube/client.ts';
+import type { KubeApi } from '../kube/client.ts';
 import { isNotFound } from '../kube/errors.ts';
 import { CONFIG_MAPS, type KubeObject } from '../kube/resources.ts';
 
 export type ResolvedLookups = Record<string, { values: Record<string, string>; default?: string }>;
 
 export async function resolveLookups(
-  client: KubeClient,
+  client: KubeApi,
   namespace: string,
   lookups: CanonicalMappingSpec['lookups'],
 ): Promise<ResolvedLookups> {

@@ -7,7 +7,8 @@ import type { MappingDefinition } from '../../runtime/mapping/types.ts';
 import { LookupNotFoundError } from '../errors.ts';
 import { CANONICAL_MAPPINGS } from '../kube/resources.ts';
 import type { Outcome } from '../status/conditions.ts';
-import { type ReconcileContext, type ReconcileResult, writeStatus } from './context.ts';
+import { describeSpecIssues } from '../status/spec-issues.ts';
+import { type ReconcileContext, type ReconcileResult, stall, writeStatus } from './context.ts';
 import { resolveLookups } from './lookups.ts';
 
 export const MAPPING_REASONS = {
@@ -17,6 +18,7 @@ export const MAPPING_REASONS = {
   invalidSpec: 'InvalidSpec',
   lookupNotFound: 'LookupNotFound',
 } as const;
+export type MappingReason = (typeof MAPPING_REASONS)[keyof typeof MAPPING_REASONS];
 
 export async function reconcileMapping(
   ctx: ReconcileContext,
@@ -26,15 +28,12 @@ export async function reconcileMapping(
   // 1. Read the world.
   const mapping = ctx.mappings.get(namespace, name);
   if (!mapping || mapping.metadata.deletionTimestamp) return {};
-  const parsed = canonicalMappingSpecSchema.safeParse(mapping.spec);
+  const parsed = canonicalMappingSpecSchema.safeParse(mapping.spec, { reportInput: true });
   if (!parsed.success) {
-    await writeStatus(ctx, CANONICAL_MAPPINGS, mapping, {
-      ready: false,
-      stalled: true,
+    return stall(ctx, CANONICAL_MAPPINGS, mapping, {
       reason: MAPPING_REASONS.invalidSpec,
-      message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+      message: describeSpecIssues(parsed.error),
     });
-    return {};
   }
   const spec = parsed.data;
 
@@ -54,11 +53,10 @@ export async function reconcileMapping(
   }
 
   // 3. Compile and run the embedded tests (inbound or outbound, by spec.direction).
-  const outcome = await testOutcome(`${namespace}/${name}`, spec, lookups);
-  await writeStatus(ctx, CANONICAL_MAPPINGS, mapping, outcome.outcome, {
-    testsPassed: outcome.passed,
-    testsFailed: outcome.failed,
-  });
+  const { outcome, passed, failed } = await testOutcome(`${namespace}/${name}`, spec, lookups);
+  const fields = { testsPassed: passed, testsFailed: failed };
+  if (outcome.stalled) return stall(ctx, CANONICAL_MAPPINGS, mapping, outcome, fields);
+  await writeStatus(ctx, CANONICAL_MAPPINGS, mapping, outcome, fields);
   return {};
 }
 
@@ -66,7 +64,7 @@ async function testOutcome(
   name: string,
   spec: CanonicalMappingSpec,
   lookups: ResolvedLookups,
-): Promise<{ outcome: Outcome; passed: number; failed: number }> {
+): Promise<{ outcome: Outcome & { reason: MappingReason }; passed: number; failed: number }> {
   try {
     compileSpec(name, spec, lookups);
   } catch (err) {

@@ -13,7 +13,14 @@ import { deletePolicyNats, ensureNamespaceStreams } from '../nats/provisioner.ts
 import { renderPolicyObjects } from '../render/flow-objects.ts';
 import { FINALIZER, policyWorkerName } from '../render/labels.ts';
 import { renderPolicyWorkerConfig } from '../render/worker-config.ts';
-import { type ReconcileContext, type ReconcileResult, type TallyObject, writeStatus } from './context.ts';
+import { describeSpecIssues } from '../status/spec-issues.ts';
+import {
+  type ReconcileContext,
+  type ReconcileResult,
+  stall,
+  type TallyObject,
+  writeStatus,
+} from './context.ts';
 
 export const POLICY_REASONS = {
   running: 'WorkerRunning',
@@ -23,6 +30,7 @@ export const POLICY_REASONS = {
   withinThresholds: 'WithinThresholds',
   noFinalWindow: 'NoFinalWindow',
 } as const;
+export type PolicyReason = (typeof POLICY_REASONS)[keyof typeof POLICY_REASONS];
 
 const REFRESH_MS = 30_000;
 
@@ -53,15 +61,12 @@ export async function reconcilePolicy(
   await addFinalizer(ctx.client, RECONCILIATION_POLICIES, policy, FINALIZER);
 
   // 3. The spec, defaults applied.
-  const parsed = reconciliationPolicySpecSchema.safeParse(policy.spec);
+  const parsed = reconciliationPolicySpecSchema.safeParse(policy.spec, { reportInput: true });
   if (!parsed.success) {
-    await writeStatus(ctx, RECONCILIATION_POLICIES, policy, {
-      ready: false,
-      stalled: true,
+    return stall(ctx, RECONCILIATION_POLICIES, policy, {
       reason: POLICY_REASONS.invalidSpec,
-      message: parsed.error.message,
+      message: describeSpecIssues(parsed.error),
     });
-    return {};
   }
   const spec = parsed.data;
 

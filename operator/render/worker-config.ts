@@ -168,7 +168,12 @@ export function renderWorkerConfig(input: WorkerConfigInput): { config: WorkerCo
       };
     }
     if (s.type === 'masterData') {
-      return { name: s.name, type: 'masterData' as const, entity: spec.entity, links: s.masterData?.links ?? {} };
+      return {
+        name: s.name,
+        type: 'masterData' as const,
+        entity: spec.entity,
+        links: s.masterData?.links ?? {},
+      };
     }
     return { name: s.name, type: 'nats' as const, subject: s.nats?.subject ?? '' };
   });

@@ -22,7 +22,7 @@ import { createProcessor } from './processor.ts';
 import { type Env, requireEnv } from './secrets.ts';
 import { createHttpSink } from './sinks/http-sink.ts';
 import { createMasterDataSink } from './sinks/master-data-sink.ts';
-import { createNatsSink } from './sinks/nats-sink.ts';
+import { assertNatsSinkStreams, createNatsSink } from './sinks/nats-sink.ts';
 import type { Sink } from './sinks/types.ts';
 import {
   type HttpPollHandle,
@@ -278,6 +278,10 @@ export async function runFlowWorker(
   try {
     bus = await worker.connect();
     if (worker.stopping()) return handle;
+    // A sink that must store its events (the canonical one) and has no stream behind it is a
+    // configuration error, said at start-up rather than as events that go nowhere.
+    const live$ = bus;
+    await assertNatsSinkStreams(flowId, config.sinks, (subject) => live$.streamFor(subject));
     if (config.source.type === 'nats') {
       subscription = startNatsSource({
         subject: config.source.subject,
