@@ -1,10 +1,10 @@
 // Flow throughput and latency: a 2 KB Shopify order going flow stream -> `tally runtime` (mapping,
-// canonical validation, envelope, Nats-Msg-Id dedupe, metrics, acks) -> a JetStream sink stream,
-// next to a null relay written directly on the NATS client (consume -> publish -> ack, no mapping)
-// and a mapping relay (the same loop plus only the per-event mapping work), against the same
-// nats-server in the same run. Each runs as a process of its own with the same bound on messages
-// in flight; all times are JetStream's own (stored-at timestamps), so the driver measures nothing
-// itself and can sit idle.
+// canonical validation, envelope, Nats-Msg-Id dedupe, metrics, acks) -> a JetStream sink stream
+// (and, as the operator renders every flow, the namespace's canonical stream too), next to a null
+// relay written directly on the NATS client (consume -> publish -> ack, no mapping) and a mapping
+// relay (the same loop plus only the per-event mapping work), against the same nats-server in the
+// same run. Each runs as a process of its own with the same bound on messages in flight; all times
+// are JetStream's own (stored-at timestamps), so the driver measures nothing itself and can sit idle.
 //
 //   node bench/flow.ts [--messages 24000] [--rounds 6] [--latency-messages 3000] [--rate N]
 //                      [--log-level info] [--json]
@@ -29,11 +29,12 @@ import {
 import { connect, type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import * as yaml from 'js-yaml';
 import { parseWorkerConfig, type WorkerConfig } from '../api/worker-config.ts';
-import { ensureFlowNats } from '../operator/nats/provisioner.ts';
+import { ensureFlowNats, ensureNamespaceStreams } from '../operator/nats/provisioner.ts';
 import { buildEnvelope } from '../runtime/flow/envelope.ts';
 import { INGEST_HEADERS } from '../runtime/flow/ingest.ts';
 import { traceFromSeed } from '../runtime/flow/trace.ts';
 import { compileMapping } from '../runtime/mapping/index.ts';
+import { CANONICAL_SINK_NAME } from '../runtime/nats/canonical.ts';
 import { flowNames } from '../runtime/nats/flow-resources.ts';
 import { makeTempDir, removeTempDir } from '../test/harness/cleanup.ts';
 import { startNatsServer } from '../test/harness/nats.ts';
@@ -448,18 +449,27 @@ export async function runFlowBench(o: FlowBenchOptions): Promise<FlowBenchResult
     const jsm = await jetstreamManager(nc);
     const names = flowNames(FLOW);
 
-    // Tally: the example flow with only its JetStream sink, provisioned as the operator does.
-    const base = shopifyWorkerConfig({
+    // Tally: the example flow rendered as the operator renders it, without its HTTP sink: its NATS
+    // sink (the one measured) and the namespace's canonical sink the render gives every flow; its
+    // streams, consumer and the namespace's streams provisioned as the operator does.
+    const config = shopifyWorkerConfig({
       namespace: FLOW.namespace,
       natsUrl: nats.url,
       erpUrl: 'http://127.0.0.1:9',
+      edit: (spec) => {
+        spec.source = { type: 'nats', nats: { subject: 'bench.unused' } };
+        spec.sinks = spec.sinks
+          .filter((s) => s.type === 'nats')
+          .map((s) => ({ ...s, nats: { subject: 'bench.sink.tally' } }));
+      },
     });
-    const config: WorkerConfig = parseWorkerConfig({
-      ...base,
-      source: { type: 'nats', subject: 'bench.unused' },
-      sinks: [{ name: 'canonical', type: 'nats', subject: 'bench.sink.tally' }],
-    });
+    if (config.sinks.map((s) => s.name).join() !== `canonical-orders,${CANONICAL_SINK_NAME}`) {
+      throw new Error(
+        `unexpected sinks in the rendered config: ${config.sinks.map((s) => s.name).join(', ')}`,
+      );
+    }
     await ensureFlowNats(jsm, FLOW, { stream: config.stream, delivery: config.delivery });
+    await ensureNamespaceStreams(jsm, FLOW.namespace);
     await jsm.streams.add({
       name: 'BENCH_SINK_TALLY',
       subjects: ['bench.sink.tally'],

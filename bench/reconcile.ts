@@ -6,13 +6,8 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
-import { API_VERSION } from '../api/common.ts';
-import {
-  canonicalStreamConfig,
-  canonicalSubject,
-  policyFilterSubjects,
-  policyNames,
-} from '../runtime/nats/canonical.ts';
+import { renderPolicyWorkerConfig } from '../operator/render/worker-config.ts';
+import { canonicalStreamConfig, canonicalSubject } from '../runtime/nats/canonical.ts';
 import { Reconciler } from '../runtime/reconcile/reconciler.ts';
 import { ordersVsInvoicesPolicy } from '../runtime/reconcile/testing.ts';
 import type { ReconEvent } from '../runtime/reconcile/types.ts';
@@ -164,32 +159,15 @@ async function streamingRun(n: number) {
       },
       erp: { entity: 'Invoice', channels: ['erp'], keyFields: ['orderId'], businessTimeField: 'issuedAt' },
     });
-    const names = policyNames(ns, 'bench');
+    // The worker's config as the operator renders it for this policy.
+    const config = renderPolicyWorkerConfig({ namespace: ns, name: 'bench', spec, natsServers: [nats.url] });
     t0 = performance.now();
-    const worker = await runReconWorker(
-      {
-        apiVersion: API_VERSION,
-        kind: 'WorkerConfig',
-        role: 'reconciliation',
-        policy: { namespace: ns, name: 'bench' },
-        spec,
-        nats: {
-          servers: [nats.url],
-          canonicalStream: canonicalStreamConfig(ns).name,
-          filterSubjects: policyFilterSubjects(ns, spec),
-          stateBucket: names.stateBucket,
-          exceptionsSubject: names.exceptionsSubject,
-          reportsSubject: names.reportsSubject,
-        },
-        http: { port: 8080 },
-      },
-      {
-        logger: pino({ level: 'silent' }),
-        env: { TALLY_HTTP_PORT: '0', TALLY_HTTP_HOST: '127.0.0.1' },
-        now: () => Date.parse('2026-11-21T12:00:00Z'),
-        processMetrics: false,
-      },
-    );
+    const worker = await runReconWorker(config, {
+      logger: pino({ level: 'silent' }),
+      env: { TALLY_HTTP_PORT: '0', TALLY_HTTP_HOST: '127.0.0.1' },
+      now: () => Date.parse('2026-11-21T12:00:00Z'),
+      processMetrics: false,
+    });
     await worker.caughtUp;
     const workerSecs = (performance.now() - t0) / 1000;
     await worker.stop();

@@ -1,12 +1,14 @@
 // Reconciliation end to end, one scenario from the domain write-up per example policy: kubectl
 // apply -> operator -> rendered reconciliation worker (run by the process agent) -> generated
 // canonical events with known answers -> final report (tally recon report), exceptions, status.
+// One operator and nats-server for the file; every scenario in a namespace of its own (its own
+// canonical stream, policy and worker), so any one of them runs alone with -t.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { policyNames, reconStreamConfig } from '../../runtime/nats/canonical.ts';
 import type { WindowReport } from '../../runtime/reconcile/types.ts';
 import { runKubectl } from '../harness/kubectl.ts';
@@ -18,8 +20,8 @@ import { type OperatorProcess, startOperatorProcess } from './support/operator-p
 import { type RunningPod, runPod } from './support/process-agent.ts';
 
 const kubeconfig = inject('adminKubeconfig');
-const ns = `recon-${randomBytes(3).toString('hex')}`;
-const run = promisify(execFile);
+const run = randomBytes(3).toString('hex');
+const exec = promisify(execFile);
 
 // A business day five days ago: final for every policy (lateness at most 72h).
 const day = new Date(Date.now() - 5 * 86_400_000).toISOString().slice(0, 10);
@@ -33,7 +35,9 @@ const usd = (cents: number) => ({ amount: (cents / 100).toFixed(2), currency: 'U
 let nats: NatsServerHandle;
 let nc: NatsConnection;
 let operator: OperatorProcess;
+/** The current test's workers, stopped after it. */
 const pods: RunningPod[] = [];
+let namespaces = 0;
 
 async function kubectl(...args: string[]) {
   const r = await runKubectl(args, { kubeconfig });
@@ -41,7 +45,13 @@ async function kubectl(...args: string[]) {
   return r.stdout;
 }
 
-async function applyAndRun(file: string, name: string): Promise<void> {
+/**
+ * A namespace of the test's own with the example policy applied, Ready, and its rendered worker
+ * running; returns the namespace.
+ */
+async function applyAndRun(file: string, name: string): Promise<string> {
+  const ns = `recon-${run}-${++namespaces}`;
+  await kubectl('create', 'namespace', ns);
   await kubectl('apply', '-n', ns, '-f', repoPath('examples/reconciliation', file));
   const waited = await runKubectl(
     ['wait', '-n', ns, '--for=condition=Ready', `rpol/${name}`, '--timeout=60s'],
@@ -49,15 +59,16 @@ async function applyAndRun(file: string, name: string): Promise<void> {
   );
   expect(waited.code, `${waited.stderr}\n${operator.child.logTail(20)}`).toBe(0);
   pods.push(await runPod(kubeconfig, ns, `tally-recon-${name}`));
+  return ns;
 }
 
-async function finalReport(name: string): Promise<WindowReport> {
+async function finalReport(ns: string, name: string): Promise<WindowReport> {
   let report: WindowReport | undefined;
   await waitUntil(
     `final report of ${name}`,
     async () => {
       try {
-        const { stdout } = await run(process.execPath, [
+        const { stdout } = await exec(process.execPath, [
           repoPath('bin/tally.mjs'),
           'recon',
           'report',
@@ -81,7 +92,7 @@ async function finalReport(name: string): Promise<WindowReport> {
   return report!;
 }
 
-async function exceptionsOf(name: string): Promise<number> {
+async function exceptionsOf(ns: string, name: string): Promise<number> {
   const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info(reconStreamConfig(ns).name, { subjects_filter: '>' });
   return info.state.subjects?.[policyNames(ns, name).exceptionsSubject] ?? 0;
@@ -90,12 +101,14 @@ async function exceptionsOf(name: string): Promise<number> {
 beforeAll(async () => {
   nats = await startNatsServer();
   nc = await connect({ servers: nats.url });
-  await kubectl('create', 'namespace', ns);
   operator = await startOperatorProcess(kubeconfig, nats.url);
 });
 
+afterEach(async () => {
+  for (const p of pods.splice(0)) await p.stop();
+});
+
 afterAll(async () => {
-  for (const p of pods) await p.stop();
   await operator?.stop();
   await nc?.close();
   await nats?.stop();
@@ -103,7 +116,7 @@ afterAll(async () => {
 
 describe('reconciliation scenarios', () => {
   it('1: promotion at capture vs re-pricing at invoicing -> exact variance per channel', async () => {
-    await applyAndRun('orders-vs-invoices.yaml', 'orders-vs-invoices');
+    const ns = await applyAndRun('orders-vs-invoices.yaml', 'orders-vs-invoices');
     for (let i = 0; i < 60; i++) {
       const channel = i % 3 === 0 ? 'amazon-us' : 'shopify-us';
       const list = 2000 + i * 25;
@@ -121,7 +134,7 @@ describe('reconciliation scenarios', () => {
         totals: { grandTotal: usd(list), taxTotal: usd(100) },
       });
     }
-    const report = await finalReport('orders-vs-invoices');
+    const report = await finalReport(ns, 'orders-vs-invoices');
     expect(report.totals).toMatchObject({
       keys: 60,
       matched: 54,
@@ -132,7 +145,7 @@ describe('reconciliation scenarios', () => {
     const byChannel = Object.fromEntries(report.byChannel.map((c) => [c.channel, c.variance]));
     expect(byChannel).toEqual({ 'amazon-us': { USD: '10.00' }, 'shopify-us': { USD: '20.00' } });
     expect(report.breached).toBe(false);
-    expect(await exceptionsOf('orders-vs-invoices')).toBe(6);
+    expect(await exceptionsOf(ns, 'orders-vs-invoices')).toBe(6);
     await waitUntil(
       'status',
       async () =>
@@ -152,7 +165,7 @@ describe('reconciliation scenarios', () => {
   });
 
   it('3: capture and next-day invoicing reconcile in the same business day; truly missing invoices show', async () => {
-    await applyAndRun('revenue-timing.yaml', 'portal-revenue-timing');
+    const ns = await applyAndRun('revenue-timing.yaml', 'portal-revenue-timing');
     for (let i = 0; i < 40; i++) {
       const orderId = `p-${i}`;
       // 14:00Z..04:30Z next day = 08:00..22:30 Chicago on the business day
@@ -170,7 +183,7 @@ describe('reconciliation scenarios', () => {
         totals: { grandTotal: usd(10_000 + i) },
       });
     }
-    const report = await finalReport('portal-revenue-timing');
+    const report = await finalReport(ns, 'portal-revenue-timing');
     expect(report.totals).toMatchObject({ keys: 40, matched: 38, missingErp: 2, mismatched: 0 });
     expect(report.breached).toBe(true);
     expect(report.breaches[0]).toMatchObject({ threshold: 'maxMissingPercent', value: '5.00' });
@@ -192,7 +205,7 @@ describe('reconciliation scenarios', () => {
   });
 
   it('2: channel reservations above ERP availability are oversell risks per SKU and warehouse', async () => {
-    await applyAndRun('inventory-oversell.yaml', 'inventory-oversell');
+    const ns = await applyAndRun('inventory-oversell.yaml', 'inventory-oversell');
     const risky = new Set(['SKU-3/DAL', 'SKU-5/CHI', 'SKU-8/CHI']);
     for (let s = 0; s < 10; s++) {
       for (const wh of ['CHI', 'DAL']) {
@@ -217,18 +230,18 @@ describe('reconciliation scenarios', () => {
         });
       }
     }
-    const report = await finalReport('inventory-oversell');
+    const report = await finalReport(ns, 'inventory-oversell');
     expect(report.totals).toMatchObject({ keys: 20, matched: 17, mismatched: 3 });
     expect(report.exceptions).toEqual({ oversell_risk: 3 });
-    expect(await exceptionsOf('inventory-oversell')).toBe(3);
+    expect(await exceptionsOf(ns, 'inventory-oversell')).toBe(3);
     // SKUs stay out of metric labels.
-    const metrics = await (await fetch(`${pods.at(-1)!.url}/metrics`)).text();
+    const metrics = await (await fetch(`${pods[0]!.url}/metrics`)).text();
     expect(metrics).toContain('tally_recon_keys{policy="');
     expect(metrics).not.toContain('SKU-');
   });
 
   it('4: refunds authorised at once, credited after inspection -> open liability per milestone', async () => {
-    await applyAndRun('returns-liability.yaml', 'returns-liability');
+    const ns = await applyAndRun('returns-liability.yaml', 'returns-liability');
     const statuses = [
       'credited',
       'credited',
@@ -263,7 +276,7 @@ describe('reconciliation scenarios', () => {
         ...(status === 'credited' ? { creditedAmount: usd(2000) } : {}),
       });
     }
-    const report = await finalReport('returns-liability');
+    const report = await finalReport(ns, 'returns-liability');
     expect(report.totals).toMatchObject({ keys: 12, matched: 4, mismatched: 8 });
     expect(report.byStatus).toEqual([
       { status: 'dispositioned', count: 2, open: { USD: '40.00' } },
@@ -271,7 +284,7 @@ describe('reconciliation scenarios', () => {
       { status: 'received', count: 3, open: { USD: '60.00' } },
     ]);
     expect(report.exceptions).toEqual({ open_liability: 8 });
-    const { stdout } = await run(process.execPath, [
+    const { stdout } = await exec(process.execPath, [
       repoPath('bin/tally.mjs'),
       'recon',
       'report',

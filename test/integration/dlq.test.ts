@@ -2,12 +2,15 @@
 // Shopify example: orders dead-lettered by a broken mapping are replayed once it is fixed and reach
 // the loopback ERP once, under the idempotency key the original attempt would have had; replaying
 // again is absorbed by the ERP's idempotency and the NATS sink's dedupe; --purge removes them.
+// Every test starts from the same state of its own: fresh streams, a fresh ERP, and the five dead
+// letters a broken mapping leaves (so any one of them runs alone with -t).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { CanonicalMappingSpec } from '../../api/canonical-mapping.ts';
 import { type CanonicalEvent, idempotencyKey } from '../../api/envelope.ts';
 import type { WorkerConfig } from '../../api/worker-config.ts';
 import { type ErpPeer, startErpPeer } from '../../cli/demo/erp-simulator.ts';
@@ -17,15 +20,11 @@ import { DeadLetterStore } from '../../runtime/flow/dead-letters/store.ts';
 import { eventId } from '../../runtime/flow/envelope.ts';
 import { partitionOf } from '../../runtime/flow/partition.ts';
 import { type FlowWorkerHandle, runFlowWorker } from '../../runtime/flow/worker.ts';
-import {
-  deadLetterStreamConfig,
-  flowConsumerConfig,
-  flowNames,
-  flowStreamConfig,
-} from '../../runtime/nats/flow-resources.ts';
+import { flowNames } from '../../runtime/nats/flow-resources.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { freePort } from '../harness/ports.ts';
 import { repoPath } from '../harness/tools.ts';
+import { provision } from './support/flow-delivery.ts';
 import {
   SECRET_ENV,
   shopifyOrder,
@@ -44,7 +43,8 @@ let nats: NatsServerHandle;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 let js: JetStreamClient;
-let erp: ErpPeer;
+let erp: ErpPeer | undefined;
+/** The flow as the operator renders it, pointed at this test's ERP (the fixed mapping, generation 3). */
 let config: WorkerConfig;
 const workers: FlowWorkerHandle[] = [];
 
@@ -56,40 +56,64 @@ beforeAll(async () => {
   nc = await connect({ servers: nats.url });
   jsm = await jetstreamManager(nc);
   js = jetstream(nc);
-  await jsm.streams.add({ name: CANONICAL_STREAM, subjects: ['tally.canonical.>'], duplicate_window: 600e9 });
-  erp = await startErpPeer();
-  config = shopifyWorkerConfig({
-    namespace: NAMESPACE,
-    natsUrl: nats.url,
-    erpUrl: `${erp.url}/api/sales-orders`,
-    delivery: { initialBackoff: '50ms', maxBackoff: '400ms', ackWait: '10s' },
-  });
-  const spec = { stream: config.stream, delivery: config.delivery };
-  await jsm.streams.add(flowStreamConfig(flowRef, spec));
-  await jsm.streams.add(deadLetterStreamConfig(flowRef, spec));
-  await jsm.consumers.add(config.nats.stream, flowConsumerConfig(flowRef, spec));
 });
 
 afterAll(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.stop()));
-  await erp?.close();
   await nc?.close();
   await nats?.stop();
 });
 
-afterEach(async () => {
-  // Each test starts the worker it needs.
-  await Promise.all(workers.splice(0).map((w) => w.stop()));
+/** The example flow rendered for this file's namespace, pointed at the test's ERP. */
+function flowConfig(o: {
+  erpUrl: string;
+  generation: number;
+  editMapping?: (spec: CanonicalMappingSpec) => void;
+}) {
+  return shopifyWorkerConfig({
+    namespace: NAMESPACE,
+    natsUrl: nats.url,
+    erpUrl: o.erpUrl,
+    delivery: { initialBackoff: '50ms', maxBackoff: '400ms', ackWait: '10s' },
+    mappingGeneration: o.generation,
+    ...(o.editMapping ? { editMapping: o.editMapping } : {}),
+  });
+}
+
+beforeEach(async () => {
+  // Nothing from an earlier test: no stream (flow, dead letters, canonical, KV), a new ERP.
+  const streams: string[] = [];
+  for await (const s of jsm.streams.list()) streams.push(s.config.name);
+  for (const name of streams) await jsm.streams.delete(name);
+  erp = await startErpPeer();
+  config = flowConfig({ erpUrl: `${erp.url}/api/sales-orders`, generation: 3 });
+  await jsm.streams.add({ name: CANONICAL_STREAM, subjects: ['tally.canonical.>'], duplicate_window: 600e9 });
+  await provision(jsm, config);
 });
 
-/** The example mapping with a bug: the grand total reads a field Shopify does not send. */
+afterEach(async () => {
+  // Each test starts the workers it needs.
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+  await erp?.close();
+  erp = undefined;
+});
+
+/** The example mapping with a bug (an earlier generation): the grand total reads a field Shopify does not send. */
 function brokenConfig(): WorkerConfig {
-  const expression = config.mapping.expression.replace(
-    '$money(total_price, $cur)',
-    '$money(total_price_usd, $cur)',
-  );
-  expect(expression).not.toBe(config.mapping.expression);
-  return { ...config, mapping: { ...config.mapping, generation: 2, expression } };
+  let changed = false;
+  const broken = flowConfig({
+    erpUrl: `${erp!.url}/api/sales-orders`,
+    generation: 2,
+    editMapping: (spec) => {
+      const expression = spec.expression.replace(
+        '$money(total_price, $cur)',
+        '$money(total_price_usd, $cur)',
+      );
+      changed = expression !== spec.expression;
+      spec.expression = expression;
+    },
+  });
+  expect(changed).toBe(true);
+  return broken;
 }
 
 async function startWorker(c: WorkerConfig): Promise<FlowWorkerHandle> {
@@ -196,37 +220,59 @@ const ORDERS = [1, 2, 3];
 const orderId = (n: number) => `shopify-${7_000_000_000 + n}`;
 const keyOf = (n: number) =>
   idempotencyKey({ tallyentity: 'Order', subject: orderId(n), tallyversion: VERSION });
-const erpRequestsFor = (n: number) => erp.requests.filter((r) => r.headers['idempotency-key'] === keyOf(n));
+const erpRequestsFor = (n: number) => erp!.requests.filter((r) => r.headers['idempotency-key'] === keyOf(n));
 
 /** Between the first and the second batch of failures. */
 let boundary: Date;
+/** Sequence in the dead-letter stream by source message id. */
 let seqOf: Record<string, number> = {};
 
+/**
+ * What the broken mapping leaves, the state every test of `tally dlq` starts from: ok-1, ok-2 and
+ * bad-1 dead-lettered before `boundary`, ok-3 and garbage-1 after it; the broken worker stopped.
+ */
+async function deadLetterFive(): Promise<void> {
+  const worker = await startWorker(brokenConfig());
+  expect(await postWebhook(worker, JSON.stringify(shopifyOrder(1)), 'ok-1')).toBe(202);
+  expect(await postWebhook(worker, JSON.stringify(shopifyOrder(2)), 'ok-2')).toBe(202);
+  // Rejected by any version of the mapping: no currency, no lines.
+  expect(await postWebhook(worker, JSON.stringify({ id: 42, note: 'no lines, no totals' }), 'bad-1')).toBe(
+    202,
+  );
+  await waitFor('first dead letters', async () => (await count(config.nats.deadLetterStream)) === 3);
+
+  // Clear of both batches' timestamps (this only separates them; nothing is concluded from it).
+  await new Promise((r) => setTimeout(r, 50));
+  boundary = new Date();
+  await new Promise((r) => setTimeout(r, 50));
+
+  expect(await postWebhook(worker, JSON.stringify(shopifyOrder(3)), 'ok-3')).toBe(202);
+  // Not JSON at all, as a NATS source could ingest it.
+  await js.publish(config.nats.ingestSubject, 'this is not json', { msgID: 'garbage-1' });
+  await waitFor('all dead letters', async () => (await count(config.nats.deadLetterStream)) === 5);
+  await waitFor('consumer settled', settled);
+  await worker.stop();
+  workers.splice(workers.indexOf(worker), 1);
+  // Read straight from the stream, not through the command under test.
+  seqOf = {};
+  const info = await jsm.streams.info(config.nats.deadLetterStream);
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(config.nats.deadLetterStream, { seq });
+    if (m) seqOf[m.header.get('Tally-Source-Msg-Id')] = seq;
+  }
+  expect(Object.keys(seqOf).sort()).toEqual(['bad-1', 'garbage-1', 'ok-1', 'ok-2', 'ok-3']);
+}
+
 describe('tally dlq', () => {
+  beforeEach(deadLetterFive);
+
   it('lists what the flow dead-lettered, filtered by reason, error class and time', async () => {
-    const worker = await startWorker(brokenConfig());
-    expect(await postWebhook(worker, JSON.stringify(shopifyOrder(1)), 'ok-1')).toBe(202);
-    expect(await postWebhook(worker, JSON.stringify(shopifyOrder(2)), 'ok-2')).toBe(202);
-    // Rejected by any version of the mapping: no currency, no lines.
-    expect(await postWebhook(worker, JSON.stringify({ id: 42, note: 'no lines, no totals' }), 'bad-1')).toBe(
-      202,
-    );
-    await waitFor('first dead letters', async () => (await count(config.nats.deadLetterStream)) === 3);
-
-    await new Promise((r) => setTimeout(r, 50));
-    boundary = new Date();
-    await new Promise((r) => setTimeout(r, 50));
-
-    expect(await postWebhook(worker, JSON.stringify(shopifyOrder(3)), 'ok-3')).toBe(202);
-    // Not JSON at all, as a NATS source could ingest it.
-    await js.publish(config.nats.ingestSubject, 'this is not json', { msgID: 'garbage-1' });
-    await waitFor('all dead letters', async () => (await count(config.nats.deadLetterStream)) === 5);
-    await waitFor('consumer settled', settled);
-    expect(erp.requests).toHaveLength(0);
+    // The broken mapping reached nothing: every order is a dead letter, the ERP saw no request.
+    expect(erp!.requests).toHaveLength(0);
 
     const all = await listed();
     expect(ids(all)).toEqual(['bad-1', 'garbage-1', 'ok-1', 'ok-2', 'ok-3']);
-    seqOf = Object.fromEntries(all.map((i) => [i.sourceMsgId, i.seq]));
+    expect(Object.fromEntries(all.map((i) => [i.sourceMsgId, i.seq]))).toEqual(seqOf);
     const by = (id: string) => all.find((i) => i.sourceMsgId === id)!;
     for (const id of ['ok-1', 'ok-2', 'ok-3'])
       expect(by(id)).toMatchObject({ reason: 'mapping_validation', errorClass: 'CanonicalValidationError' });
@@ -310,7 +356,7 @@ describe('tally dlq', () => {
     expect(r.stderr).toContain('dry run: would replay 3 dead letter(s)');
     expect(await count(config.nats.stream)).toBe(flowCount);
     expect(await count(config.nats.deadLetterStream)).toBe(5);
-    expect(erp.requests).toHaveLength(0);
+    expect(erp!.requests).toHaveLength(0);
   });
 
   it('replays once the mapping is fixed: each order reaches the ERP once, under its original key', async () => {
@@ -319,7 +365,7 @@ describe('tally dlq', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('replay: 3/3 (100%)');
     expect(r.stderr).toMatch(/replayed 3 of 3 dead letter\(s\) to /);
-    await waitFor('ERP applied every order', () => ORDERS.every((n) => erp.applied.has(keyOf(n))));
+    await waitFor('ERP applied every order', () => ORDERS.every((n) => erp!.applied.has(keyOf(n))));
     await waitFor('consumer settled', settled);
 
     for (const n of ORDERS) {
@@ -332,7 +378,7 @@ describe('tally dlq', () => {
       expect(idempotencyKey(event)).toBe(keyOf(n));
       expect(event.data).toMatchObject({ totals: { grandTotal: { amount: '43.22', currency: 'USD' } } });
     }
-    expect(erp.applied.size).toBe(3);
+    expect(erp!.applied.size).toBe(3);
     expect(await count(CANONICAL_STREAM)).toBe(3);
     // Nothing failed again; without --purge the dead letters stay.
     expect(await count(config.nats.deadLetterStream)).toBe(5);
@@ -340,6 +386,12 @@ describe('tally dlq', () => {
 
   it('replaying the same dead letters again applies nothing twice', async () => {
     await startWorker(config);
+    const first = await dlq('replay', '--reason', 'mapping_validation');
+    expect(first.code, first.stderr).toBe(0);
+    await waitFor('ERP applied every order', () => ORDERS.every((n) => erp!.applied.has(keyOf(n))));
+    await waitFor('consumer settled', settled);
+    expect(await count(CANONICAL_STREAM)).toBe(3);
+
     const r = await dlq('replay', '--reason', 'mapping_validation');
     expect(r.code, r.stderr).toBe(0);
     await waitFor('ERP saw the repeats', () => ORDERS.every((n) => erpRequestsFor(n).length === 2));
@@ -348,7 +400,7 @@ describe('tally dlq', () => {
       const [first, second] = erpRequestsFor(n);
       expect((second!.body as CanonicalEvent).id).toBe((first!.body as CanonicalEvent).id);
     }
-    expect(erp.applied.size).toBe(3);
+    expect(erp!.applied.size).toBe(3);
     // The NATS sink's Nats-Msg-Id (the event id) deduped the canonical events too.
     expect(await count(CANONICAL_STREAM)).toBe(3);
   });
@@ -363,8 +415,8 @@ describe('tally dlq', () => {
       ['replayed', true],
       ['replayed', true],
     ]);
-    await waitFor('ERP saw the third round', () => ORDERS.every((n) => erpRequestsFor(n).length === 3));
-    expect(erp.applied.size).toBe(3);
+    await waitFor('ERP applied every order', () => ORDERS.every((n) => erpRequestsFor(n).length === 1));
+    expect(erp!.applied.size).toBe(3);
     expect(ids(await listed())).toEqual(['bad-1', 'garbage-1']);
 
     // Still unmappable: replayed, purged, dead-lettered again (not dropped as a duplicate).
@@ -384,7 +436,7 @@ describe('tally dlq', () => {
     expect(shown.headers['Tally-Replay-Of']).toMatch(
       new RegExp(`^tally_dlq_${NAMESPACE}_shopify-orders:\\d+$`),
     );
-    expect(erp.applied.size).toBe(3);
+    expect(erp!.applied.size).toBe(3);
   });
 
   it('exits 1 naming the missing stream or the unreachable server, 2 on usage errors', async () => {

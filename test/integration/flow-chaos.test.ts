@@ -2,6 +2,9 @@
 // `tally runtime` process) SIGKILLed at random points while thousands of orders flow in through its
 // webhook, and nats-server itself restarted mid-run. Nothing may be lost, nothing applied twice,
 // and the versions of each order must still arrive in order.
+//
+// Replay: TALLY_CHAOS_SEED=<seed printed first> gives the same kill points (by progress at the sink)
+// and the same down times; the interleaving of the processes is the machine's.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,8 +14,9 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../api/envelope.ts';
 import { idempotencyKey } from '../../api/envelope.ts';
-import { parseWorkerConfig, type WorkerConfig } from '../../api/worker-config.ts';
+import type { IntegrationFlowSpec } from '../../api/integration-flow.ts';
 import { type FlowWorkerHandle, runFlowWorker } from '../../runtime/flow/worker.ts';
+import { CANONICAL_SINK_NAME, canonicalStreamName } from '../../runtime/nats/canonical.ts';
 import { makeTempDir, removeTempDir } from '../harness/cleanup.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { freePort } from '../harness/ports.ts';
@@ -28,8 +32,10 @@ import {
   streamPublisher,
 } from './support/flow-delivery.ts';
 import { SECRET_ENV, shopifySignature, waitFor } from './support/flow-worker.ts';
+import { mulberry32, testSeed } from './support/seed.ts';
 
 const SECRET = 'chaos-secret';
+const SEED = testSeed();
 
 let nats: NatsServerHandle;
 let nc: NatsConnection;
@@ -60,25 +66,25 @@ afterEach(async () => {
   await sink?.stop();
 });
 
-/** The flow with its NATS sink on a stream of its own, so its deduplication can be counted. */
-async function chaosFlow(namespace: string, delivery: Partial<WorkerConfig['delivery']>) {
+/**
+ * The rendered flow with its NATS sink (the canonical sink every flow has) on the namespace's
+ * canonical stream, deduplicating over the whole run, so its deduplication can be counted.
+ */
+async function chaosFlow(namespace: string, delivery: Partial<IntegrationFlowSpec['delivery']>) {
   sink = new OrderSink();
   await sink.start();
-  const base = deliveryFlowConfig({
+  const config = deliveryFlowConfig({
     namespace,
     natsUrl: nats.url,
     sinkUrl: sink.url,
-    natsSink: true,
     delivery: { ackWait: '3s', ...delivery },
   });
-  const canonicalSubject = `itest.canonical.${namespace}`;
-  const canonicalStream = `CANONICAL_${namespace}`;
-  const config = parseWorkerConfig({
-    ...base,
-    sinks: base.sinks.map((s) => (s.type === 'nats' ? { ...s, subject: canonicalSubject } : s)),
-  });
-  await jsm.streams.add({ name: canonicalStream, subjects: [canonicalSubject], duplicate_window: 600e9 });
+  expect(config.sinks.map((s) => s.name)).toEqual(['erp-orders', CANONICAL_SINK_NAME]);
   await provision(jsm, config);
+  // Redeliveries after a kill must be deduplicated however late in the run they come.
+  const canonicalStream = canonicalStreamName(namespace);
+  const { config: canonical } = await jsm.streams.info(canonicalStream);
+  await jsm.streams.update(canonicalStream, { ...canonical, duplicate_window: 600e9 });
   return { config, canonicalStream };
 }
 
@@ -96,6 +102,8 @@ async function expectExactlyOnce(expected: Set<string>, canonicalStream: string)
 
 describe('flow worker under crashes', () => {
   it('loses nothing and applies nothing twice when the worker process is SIGKILLed at random points', async () => {
+    console.log('seed', SEED);
+    const rnd = mulberry32(SEED);
     const orders = 1_000;
     const versions = 3;
     const total = orders * versions;
@@ -163,19 +171,24 @@ describe('flow worker under crashes', () => {
       }),
     );
 
-    // The chaos: SIGKILL at random points of the run (by progress at the sink), then restart.
+    // The chaos: SIGKILL at seeded random points of the run (by progress at the sink), down for a
+    // seeded random time, then restart.
     const kills = 4;
-    const points = Array.from({ length: kills }, () => Math.floor(total * (0.1 + 0.75 * Math.random()))).sort(
+    const points = Array.from({ length: kills }, () => Math.floor(total * (0.1 + 0.75 * rnd()))).sort(
       (a, b) => a - b,
     );
-    for (const point of points) {
+    const downMs = points.map(() => Math.floor(rnd() * 300));
+    console.log(
+      `chaos seed ${SEED}: SIGKILLs at ${points.map((p, i) => `${p}/down ${downMs[i]}ms`).join(', ')}`,
+    );
+    for (const [i, point] of points.entries()) {
       await waitFor(`progress ${point}`, () => sink.applied.size >= point, {
         timeoutMs: 120_000,
         intervalMs: 10,
       });
       const exit = await child.stop({ signal: 'SIGKILL' });
       expect(exit.signal).toBe('SIGKILL');
-      await sleep(Math.floor(Math.random() * 300));
+      await sleep(downMs[i]!); // the worker stays down a while (chaos, not evidence of anything)
       child = await spawnWorker();
     }
     await channel;
@@ -204,7 +217,7 @@ describe('flow worker under crashes', () => {
     expect((await jsm.streams.info(config.nats.stream)).state.messages).toBe(total); // webhook retries deduped
     expect((await jsm.streams.info(config.nats.deadLetterStream)).state.messages).toBe(0);
     console.log(
-      `chaos: ${kills} SIGKILLs at ${points.join(', ')} of ${total}; ${sink.requests.length} sink requests, ${sink.applied.size} applied once each`,
+      `chaos seed ${SEED}: ${kills} SIGKILLs at ${points.join(', ')} of ${total}; ${sink.requests.length} sink requests, ${sink.applied.size} applied once each`,
     );
   });
 

@@ -79,7 +79,7 @@ describe('flow delivery', () => {
     const config = await newFlow({
       natsSource: source,
       delivery: { partitions: 4, partitionKey: '$string(id)' },
-      http: { maxInFlight: 8, circuitBreaker: { failureThreshold: 1000, coolDownMs: 100 } },
+      http: { maxInFlight: 8, circuitBreaker: { failureThreshold: 1000, coolDown: '100ms' } },
     });
     const [a, b] = [await startWorker(config), await startWorker(config)];
     // A sink with jitter that fails now and then: retries (nak with delay) must not let a later
@@ -143,7 +143,7 @@ describe('flow delivery', () => {
     const threshold = 5;
     const maxInFlight = 4;
     const config = await newFlow({
-      http: { maxInFlight, circuitBreaker: { failureThreshold: threshold, coolDownMs: 300 } },
+      http: { maxInFlight, circuitBreaker: { failureThreshold: threshold, coolDown: '300ms' } },
     });
     let failing = true;
     sink.script = () => (failing ? { status: 500 } : undefined);
@@ -231,7 +231,7 @@ describe('flow delivery', () => {
       const m = process.memoryUsage();
       return m.heapUsed + m.external;
     };
-    const config = await newFlow({ http: { maxInFlight: 4, timeoutMs: 120_000 } });
+    const config = await newFlow({ http: { maxInFlight: 4, timeout: '120s' } });
     const slots = 8;
     const publish = streamPublisher(js, config);
     const n = 2_000;
@@ -241,14 +241,21 @@ describe('flow delivery', () => {
     sink.hold();
     const worker = await startWorker(config, { maxInFlight: slots });
     const info = () => jsm.consumers.info(config.nats.stream, config.nats.consumer);
-    await waitFor('worker holding all it may', async () => (await info()).num_ack_pending === slots, {
-      timeoutMs: 20_000,
-    });
-    // Give a worker that buffered without bound every chance to show it (not a timing assertion).
-    await new Promise((r) => setTimeout(r, 2_000));
+    // Holding all it may and asking for nothing more: no pull request of the worker is waiting at
+    // the server (JetStream's own count), so no further message can be delivered to it.
+    await waitFor(
+      'worker holding all it may, with no pull request open',
+      async () => {
+        const i = await info();
+        return i.num_ack_pending === slots && i.num_waiting === 0 && sink.holding >= 4;
+      },
+      { timeoutMs: 20_000 },
+    );
     const stuck = await info();
     expect(stuck.num_ack_pending).toBe(slots);
+    expect(stuck.num_waiting).toBe(0);
     expect(stuck.num_pending).toBe(n - slots);
+    expect(stuck.delivered.consumer_seq).toBe(slots); // deliveries so far: the slots, nothing beyond
     expect(sink.holding).toBe(4); // the sink's own bound on requests
     expect(sample(await metricsOf(worker), 'tally_flow_in_flight')).toBe(slots);
     const whileStuck = memory() - before;

@@ -8,14 +8,10 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import * as yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  deadLetterStreamConfig,
-  flowConsumerConfig,
-  flowStreamConfig,
-} from '../../runtime/nats/flow-resources.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { freePort } from '../harness/ports.ts';
 import { repoPath } from '../harness/tools.ts';
+import { provision } from './support/flow-delivery.ts';
 import { SECRET_ENV, shopifyWorkerConfig, waitFor } from './support/flow-worker.ts';
 
 interface Run {
@@ -23,11 +19,9 @@ interface Run {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
-  ms: number;
 }
 
 function tally(args: string[], env: Record<string, string> = {}, onStart?: (pid: number) => Promise<void>) {
-  const t0 = Date.now();
   const child = spawn(process.execPath, [repoPath('bin/tally.mjs'), ...args], {
     env: { ...process.env, TALLY_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -45,7 +39,7 @@ function tally(args: string[], env: Record<string, string> = {}, onStart?: (pid:
   const done = new Promise<Run>((resolve) => {
     child.on('exit', (code, signal) => {
       clearTimeout(killer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 });
+      resolve({ code, signal, stdout, stderr });
     });
   });
   if (onStart) void onStart(child.pid!).catch(() => child.kill('SIGKILL'));
@@ -70,8 +64,10 @@ afterAll(async () => {
 
 describe('tally runtime', () => {
   it('exits 1 at once with every bad field of the config named', async () => {
+    // "At once": before it reaches for NATS. Nothing listens on this port, and the worker would
+    // keep reconnecting (until the test's SIGKILL) had it not stopped at the config.
     const config = shopifyWorkerConfig({
-      natsUrl: nats.url,
+      natsUrl: `nats://127.0.0.1:${await freePort()}`,
       erpUrl: 'http://127.0.0.1:9/erp',
     }) as unknown as {
       nats: Record<string, unknown>;
@@ -87,7 +83,6 @@ describe('tally runtime', () => {
     expect(run.stderr).toMatch(/nats\.stream/);
     expect(run.stderr).toMatch(/sinks\.0\.timeoutMs/);
     expect(run.stderr).toContain(file);
-    expect(run.ms).toBeLessThan(10_000);
   });
 
   it('exits non-zero on a file that is not YAML, and 2 without --config', async () => {
@@ -118,12 +113,7 @@ describe('tally runtime', () => {
       natsUrl: nats.url,
       erpUrl: 'http://127.0.0.1:9/erp',
     });
-    const ref = { namespace: 'cli', name: config.flow.name };
-    const spec = { stream: config.stream, delivery: config.delivery };
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.add(flowStreamConfig(ref, spec));
-    await jsm.streams.add(deadLetterStreamConfig(ref, spec));
-    await jsm.consumers.add(config.nats.stream, flowConsumerConfig(ref, spec));
+    await provision(await jetstreamManager(nc), config);
     const file = join(dir, 'good.yaml');
     writeFileSync(file, yaml.dump(config));
     const port = await freePort();

@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalMappingSchema } from '../../api/canonical-mapping.ts';
 import { integrationFlowSpecSchema } from '../../api/integration-flow.ts';
 import type { WorkerConfig } from '../../api/worker-config.ts';
+import { ensureFlowNats, ensureNamespaceStreams } from '../../operator/nats/provisioner.ts';
 import { renderWorkerConfig } from '../../operator/render/worker-config.ts';
 import { connectJetStreamBus } from '../../runtime/bus/jetstream.ts';
 import type { Bus } from '../../runtime/bus/types.ts';
@@ -23,7 +24,7 @@ import {
   startHttpPollSource,
 } from '../../runtime/flow/sources/http-poll.ts';
 import { type FlowWorkerHandle, runFlowWorker } from '../../runtime/flow/worker.ts';
-import { deadLetterStreamConfig, flowNames, flowStreamConfig } from '../../runtime/nats/flow-resources.ts';
+import { flowNames, flowStreamConfig } from '../../runtime/nats/flow-resources.ts';
 import { createFlowMetrics } from '../../runtime/telemetry/metrics.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { loadExample, sample, waitFor } from './support/flow-worker.ts';
@@ -414,9 +415,24 @@ describe('HTTP polling source', () => {
     const one = startPoller(flow, source).poller;
     await waitFor('one leads', () => one.leader(), { timeoutMs: 20_000 });
     const two = startPoller(flow, source).poller;
-    await waitFor('two polled once and stands by', () => two.ready(), { timeoutMs: 20_000 });
-    await new Promise((r) => setTimeout(r, 1_500));
+    await waitFor('two connected', () => two.ready(), { timeoutMs: 20_000 });
+    // Two more cycles of the leader after two is up: two asked for the lease in between (it tries
+    // every ttl/3 = 1 s, the leader's cycles come every 1 s) and was refused every time: it never
+    // held the lease and never polled (a stand-by finishes no cycle).
+    const cyclesOfOne = one.cycles();
+    let twoLed = false;
+    await waitFor(
+      'two more cycles of the leader',
+      () => {
+        twoLed ||= two.leader();
+        return one.cycles() >= cyclesOfOne + 2;
+      },
+      { timeoutMs: 20_000, intervalMs: 10 },
+    );
+    expect(twoLed).toBe(false);
     expect(two.leader()).toBe(false);
+    expect(two.cycles()).toBe(0);
+    expect(one.leader()).toBe(true);
     await one.stop(5_000);
     await waitFor('two takes over', () => two.leader() && two.cycles() >= 1, { timeoutMs: 20_000 });
     expect((await jsm.streams.info(flow.names.stream)).state.messages).toBe(5);
@@ -495,14 +511,10 @@ describe('flow worker with an httpPoll source', () => {
       ),
       natsServers: [nats.url],
     });
-    const ref = { namespace, name: flowDoc.metadata.name };
-    await jsm.streams.add(flowStreamConfig(ref, spec));
-    await jsm.streams.add(deadLetterStreamConfig(ref, spec));
-    await jsm.consumers.add(config.nats.stream, {
-      durable_name: config.nats.consumer,
-      ack_policy: 'explicit' as never,
-      filter_subject: flowNames(ref).ingestSubjects,
-    });
+    // What the operator's flow reconcile creates: the namespace's streams (the render's canonical
+    // sink publishes there) and the flow's streams and consumer.
+    await ensureNamespaceStreams(jsm, namespace);
+    await ensureFlowNats(jsm, { namespace, name: flowDoc.metadata.name }, spec);
     const sinkStream = `ITEST_POLL_SINK_${seq}`;
     await jsm.streams.add({ name: sinkStream, subjects: [sinkSubject] });
 
@@ -556,7 +568,19 @@ describe('flow worker with an httpPoll source', () => {
     expect(sorted(invoices.map((e) => e.data.invoiceId))).toEqual(
       sorted(Array.from({ length: 12 }, (_, i) => `INV-${5000 + i}`)),
     );
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Nothing more after a later poll cycle has finished (it found nothing new) and the worker has
+    // settled everything the flow stream holds: no duplicate reached the sink.
+    const okCycles = async () =>
+      sample(await worker.registry.metrics(), 'tally_poll_cycles_total', { outcome: 'ok' });
+    const cyclesBefore = await okCycles();
+    await waitFor('a later poll cycle', async () => (await okCycles()) >= cyclesBefore + 1, {
+      timeoutMs: 20_000,
+    });
+    await waitFor('the flow consumer settled', async () => {
+      const info = await jsm.consumers.info(config.nats.stream, config.nats.consumer);
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    });
+    expect((await jsm.streams.info(config.nats.stream)).state.messages).toBe(12);
     expect((await jsm.streams.info(sinkStream)).state.messages).toBe(12);
 
     // Restarted (a new worker process would be the same): it resumes from the cursor in KV.

@@ -8,12 +8,11 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_VERSION } from '../../api/common.ts';
 import type { ReconWorkerConfig } from '../../api/worker-config.ts';
+import { renderPolicyWorkerConfig } from '../../operator/render/worker-config.ts';
 import {
   canonicalStreamConfig,
   canonicalSubject,
-  policyFilterSubjects,
   policyNames,
   reconStreamConfig,
 } from '../../runtime/nats/canonical.ts';
@@ -47,25 +46,14 @@ afterAll(async () => {
   await nats?.stop();
 });
 
+/** The policy's WorkerConfig as the operator renders it. */
 function configFor(ns: string, name: string): ReconWorkerConfig {
-  const spec = ordersVsInvoicesPolicy();
-  const n = policyNames(ns, name);
-  return {
-    apiVersion: API_VERSION,
-    kind: 'WorkerConfig',
-    role: 'reconciliation',
-    policy: { namespace: ns, name },
-    spec,
-    nats: {
-      servers: [nats.url],
-      canonicalStream: canonicalStreamConfig(ns).name,
-      filterSubjects: policyFilterSubjects(ns, spec),
-      stateBucket: n.stateBucket,
-      exceptionsSubject: n.exceptionsSubject,
-      reportsSubject: n.reportsSubject,
-    },
-    http: { port: 8080 },
-  };
+  return renderPolicyWorkerConfig({
+    namespace: ns,
+    name,
+    spec: ordersVsInvoicesPolicy(),
+    natsServers: [nats.url],
+  });
 }
 
 async function setup(ns: string) {

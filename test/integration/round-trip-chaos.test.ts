@@ -30,6 +30,7 @@ import { freePort } from '../harness/ports.ts';
 import { type ChildHandle, spawnChild, waitUntil } from '../harness/process.ts';
 import { repoPath } from '../harness/tools.ts';
 import { renderFlowFromFiles } from './support/rendered-flow.ts';
+import { mulberry32, testSeed } from './support/seed.ts';
 
 const SHOPIFY_SECRET = 'demo-shopify-signing-secret'; // examples/shopify-orders/secret.yaml
 const FLOW = 'shopify-orders-to-netsuite';
@@ -48,7 +49,7 @@ const envInt = (name: string, fallback: number) => {
   return n;
 };
 
-const SEED = envInt('TALLY_CHAOS_SEED', Math.floor(Math.random() * 2 ** 32)) >>> 0;
+const SEED = testSeed();
 const ORDERS = envInt('TALLY_CHAOS_ORDERS', 2_000);
 /** Share of creates the ERP commits and then answers by dropping the connection. */
 const CRASH_RATE = 0.05;
@@ -57,18 +58,6 @@ const LANES = 8;
 /** Orders acknowledged by the webhook but not yet created at the ERP, at most. */
 const AHEAD = 100;
 const TEST_TIMEOUT_MS = 240_000;
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Kill {
   /** Fires once the ERP has committed this many creates (of all orders). */

@@ -1,14 +1,15 @@
 // Fixtures for the delivery and chaos tests: an idempotent order sink on loopback that records
 // what it applied (per idempotency key, in order) and can be scripted to fail, throttle or hold;
-// flow configs built from the Shopify example; and ways to put orders on a flow.
+// flow configs rendered from the Shopify example; and ways to put orders on a flow.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { pino } from 'pino';
-import { parseWorkerConfig, type WorkerConfig } from '../../../api/worker-config.ts';
-import { ensureFlowNats } from '../../../operator/nats/provisioner.ts';
+import type { IntegrationFlowSpec } from '../../../api/integration-flow.ts';
+import type { WorkerConfig } from '../../../api/worker-config.ts';
+import { ensureFlowNats, ensureNamespaceStreams } from '../../../operator/nats/provisioner.ts';
 import { INGEST_HEADERS } from '../../../runtime/flow/ingest.ts';
 import { createIngestRouter } from '../../../runtime/flow/partition.ts';
 import { flowNames, isOrdered, partitionCount } from '../../../runtime/nats/flow-resources.ts';
@@ -130,36 +131,44 @@ export interface DeliveryFlowOptions {
   natsUrl: string;
   sinkUrl: string;
   /** Delivery settings over fast test defaults. */
-  delivery?: Partial<WorkerConfig['delivery']>;
-  /** Only the HTTP sink (default), or also the example's NATS sink. */
-  natsSink?: boolean;
-  /** Edits of the HTTP sink (maxInFlight, circuitBreaker, timeoutMs...). */
-  http?: Record<string, unknown>;
+  delivery?: Partial<IntegrationFlowSpec['delivery']>;
+  /** Edits of the HTTP sink's spec (maxInFlight, circuitBreaker, timeout...). */
+  http?: Partial<HttpSinkSpec>;
   /** A NATS source on this subject instead of the webhook. */
   natsSource?: string;
 }
 
+type HttpSinkSpec = NonNullable<IntegrationFlowSpec['sinks'][number]['http']>;
+
 export const FAST = { initialBackoff: '50ms', maxBackoff: '1s', ackWait: '5s' } as const;
 
-/** The Shopify example flow pointed at loopback peers, with the given delivery settings. */
+/**
+ * The Shopify example flow pointed at loopback peers, with the given delivery settings, rendered as
+ * the operator renders it: the ERP sink (no rate limit) and the namespace's canonical sink, which
+ * the render adds to every flow (the example's own NATS sink is left out of the spec).
+ */
 export function deliveryFlowConfig(o: DeliveryFlowOptions): WorkerConfig {
-  const base = shopifyWorkerConfig({
+  return shopifyWorkerConfig({
     namespace: o.namespace,
     natsUrl: o.natsUrl,
     erpUrl: o.sinkUrl,
     delivery: { ...FAST, ...o.delivery },
-  });
-  return parseWorkerConfig({
-    ...base,
-    ...(o.natsSource ? { source: { type: 'nats', subject: o.natsSource } } : {}),
-    sinks: base.sinks
-      .filter((s) => s.type === 'http' || o.natsSink)
-      .map((s) => (s.type === 'http' ? { ...s, rateLimit: undefined, ...o.http } : s)),
+    edit: (spec) => {
+      if (o.natsSource) spec.source = { type: 'nats', nats: { subject: o.natsSource } };
+      spec.sinks = spec.sinks.filter((s) => s.type === 'http');
+      const { rateLimit: _unlimited, ...http } = spec.sinks[0]!.http!;
+      spec.sinks[0]!.http = { ...http, ...o.http };
+    },
   });
 }
 
-/** Creates the flow's streams and consumers with the operator's own provisioner. */
+/**
+ * Creates what the operator's flow reconcile creates, with its own provisioner: the namespace's
+ * streams (the canonical one the render's canonical sink publishes to) and the flow's streams and
+ * consumers.
+ */
 export async function provision(jsm: JetStreamManager, config: WorkerConfig) {
+  await ensureNamespaceStreams(jsm, config.flow.namespace);
   return ensureFlowNats(
     jsm,
     { namespace: config.flow.namespace, name: config.flow.name },

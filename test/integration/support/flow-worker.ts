@@ -1,19 +1,24 @@
-// Fixtures for flow-worker integration tests: the Shopify example as a WorkerConfig (built the way
-// the operator renders it), signed webhook requests, a recording ERP peer on loopback, bounded waits.
+// Fixtures for flow-worker integration tests: the Shopify example as a WorkerConfig (rendered from
+// examples/shopify-orders by the operator's own renderer), signed webhook requests, a recording ERP
+// peer on loopback, bounded waits.
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as yaml from 'js-yaml';
-import { canonicalMappingSchema } from '../../../api/canonical-mapping.ts';
-import { durationMs } from '../../../api/common.ts';
-import { integrationFlowSchema } from '../../../api/integration-flow.ts';
-import { parseWorkerConfig, type WorkerConfig } from '../../../api/worker-config.ts';
-import { flowNames } from '../../../runtime/nats/flow-resources.ts';
+import { type CanonicalMappingSpec, canonicalMappingSchema } from '../../../api/canonical-mapping.ts';
+import {
+  type IntegrationFlowSpec,
+  integrationFlowSchema,
+  integrationFlowSpecSchema,
+} from '../../../api/integration-flow.ts';
+import type { WorkerConfig } from '../../../api/worker-config.ts';
+import { renderWorkerConfig } from '../../../operator/render/worker-config.ts';
 import { repoPath } from '../../harness/tools.ts';
 
-export const SECRET_ENV = 'SHOPIFY_WEBHOOK_SECRET';
+/** The variable the render names for the webhook signing secret (a secretKeyRef in a cluster). */
+export const SECRET_ENV = 'TALLY_WEBHOOK_SECRET';
 
 export function loadExample(file: string): unknown {
   return yaml.load(readFileSync(repoPath(`examples/shopify-orders/${file}`), 'utf8'));
@@ -31,83 +36,54 @@ export function shopifyFlow(namespace: string) {
 export interface ShopifyConfigOptions {
   namespace?: string;
   natsUrl: string;
+  /** The ERP sink's URL (the example's points into a cluster). */
   erpUrl: string;
   maxBodyBytes?: number;
-  delivery?: Partial<WorkerConfig['delivery']>;
+  /** Over the example's spec.delivery. */
+  delivery?: Partial<IntegrationFlowSpec['delivery']>;
+  /** The mapping's metadata.generation, which the events carry as tallymappingversion; default 1. */
+  mappingGeneration?: number;
+  /** Changes of the flow spec before it is rendered (source, sinks); the result is validated again. */
+  edit?: (spec: IntegrationFlowSpec) => void;
+  /** Changes of the mapping spec before it is rendered (e.g. a bug in the expression). */
+  editMapping?: (spec: CanonicalMappingSpec) => void;
 }
 
-/** The WorkerConfig for examples/shopify-orders, pointed at loopback peers. */
+/**
+ * The WorkerConfig of examples/shopify-orders as the operator renders it (renderWorkerConfig: the
+ * flow's sinks plus the namespace's canonical sink, the secret as a variable), pointed at loopback peers.
+ */
 export function shopifyWorkerConfig(o: ShopifyConfigOptions): WorkerConfig {
   const namespace = o.namespace ?? 'itest';
   const { flow, mapping } = shopifyFlow(namespace);
-  const spec = flow.spec;
-  const names = flowNames({ namespace, name: flow.metadata.name });
-  const webhook = spec.source.webhook!;
-  return parseWorkerConfig({
-    apiVersion: 'tally.dev/v1alpha1',
-    kind: 'WorkerConfig',
-    role: 'flow',
-    flow: { namespace, name: flow.metadata.name, channel: spec.channel, entity: spec.entity },
-    nats: {
-      servers: [o.natsUrl],
-      stream: names.stream,
-      ingestSubject: names.ingestSubject(0),
-      consumer: names.consumer,
-      deadLetterSubject: names.deadLetterSubject,
-      deadLetterStream: names.deadLetterStream,
-      stateBucket: names.stateBucket,
-    },
-    source: {
-      type: 'webhook',
-      path: webhook.path,
-      maxBodyBytes: o.maxBodyBytes ?? webhook.maxBodyBytes,
-      signature: {
-        scheme: webhook.signature.scheme,
-        header: webhook.signature.header ?? 'X-Shopify-Hmac-Sha256',
-        secret: { env: SECRET_ENV },
-        toleranceMs: durationMs(webhook.signature.tolerance),
-      },
-    },
-    mapping: {
-      name: `${namespace}/${mapping.metadata.name}`,
-      generation: 3,
-      entity: mapping.spec.entity,
-      expression: mapping.spec.expression,
-      businessKey: mapping.spec.businessKey,
-      lookups: Object.fromEntries(
-        mapping.spec.lookups.map((l) => [
-          l.name,
-          { values: l.inline ?? {}, ...(l.default !== undefined ? { default: l.default } : {}) },
-        ]),
-      ),
-      limits: mapping.spec.limits,
-    },
-    sinks: spec.sinks.map((s) =>
-      s.type === 'http'
-        ? {
-            name: s.name,
-            type: 'http',
-            url: o.erpUrl,
-            method: s.http!.method,
-            headers: s.http!.headers ?? {},
-            idempotencyKeyHeader: s.http!.idempotencyKeyHeader,
-            timeoutMs: durationMs(s.http!.timeout),
-            maxInFlight: s.http!.maxInFlight,
-            ...(s.http!.rateLimit
-              ? {
-                  rateLimit: {
-                    requestsPerSecond: s.http!.rateLimit.requestsPerSecond,
-                    burst: s.http!.rateLimit.burst ?? s.http!.rateLimit.requestsPerSecond,
-                  },
-                }
-              : {}),
-          }
-        : { name: s.name, type: 'nats', subject: s.nats!.subject },
+  const draft = flow.spec;
+  const erp = draft.sinks.find((s) => s.type === 'http');
+  if (!erp?.http) throw new Error('examples/shopify-orders/flow.yaml has no HTTP sink');
+  erp.http.url = o.erpUrl;
+  if (o.maxBodyBytes !== undefined) draft.source.webhook!.maxBodyBytes = o.maxBodyBytes;
+  draft.delivery = { ...draft.delivery, ...o.delivery };
+  o.edit?.(draft);
+  // Edited specs pass the same schema (and its cross-field rules) the apiserver would apply.
+  const spec = integrationFlowSpecSchema.parse(draft);
+  o.editMapping?.(mapping.spec);
+  const { config, env } = renderWorkerConfig({
+    namespace,
+    name: flow.metadata.name,
+    spec,
+    mapping: { name: mapping.metadata.name, generation: o.mappingGeneration ?? 1, spec: mapping.spec },
+    // The example's lookup tables are all inline (a ConfigMap table would be read from the API).
+    lookups: Object.fromEntries(
+      mapping.spec.lookups.map((l) => {
+        if (!l.inline) throw new Error(`lookup table ${l.name} is not inline`);
+        return [l.name, { values: l.inline, ...(l.default !== undefined ? { default: l.default } : {}) }];
+      }),
     ),
-    delivery: { ...spec.delivery, ...o.delivery },
-    stream: spec.stream,
-    http: { port: 8080 },
+    natsServers: [o.natsUrl],
   });
+  const unexpected = env.map((e) => e.name).filter((n) => n !== SECRET_ENV);
+  if (unexpected.length > 0)
+    throw new Error(`the render asks for other secrets too: ${unexpected.join(', ')}`);
+  return config;
 }
 
 /** A Shopify order payload; `n` makes id, name and totals distinct. */
