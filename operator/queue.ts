@@ -2,6 +2,7 @@
 // one pending item; a key is never handed to two workers at once (an add while it is being
 // processed is remembered and re-queued when done); failures back off exponentially per key,
 // capped; delayed adds serve periodic requeues.
+import { retryDelayMs } from '../runtime/backoff.ts';
 
 export interface QueueOptions {
   /** First retry delay after a failure. */
@@ -67,7 +68,7 @@ export class WorkQueue {
   addRateLimited(key: string): number {
     const n = this.#failures.get(key) ?? 0;
     this.#failures.set(key, n + 1);
-    const delay = Math.min(this.#base * 2 ** n, this.#max);
+    const delay = retryDelayMs(n + 1, { initialMs: this.#base, maxMs: this.#max, jitter: 0 });
     this.addAfter(key, delay);
     return delay;
   }

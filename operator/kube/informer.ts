@@ -3,6 +3,7 @@
 // (re-list), dropped connections and API errors (re-list after a capped backoff). A periodic
 // resync re-delivers every cached object so level-based reconcilers catch up on drift.
 import type { Logger } from 'pino';
+import { retryDelayMs } from '../../runtime/backoff.ts';
 import type { KubeApi } from './client.ts';
 import { isGone } from './errors.ts';
 import type { KubeObject, ResourceType } from './resources.ts';
@@ -87,7 +88,11 @@ export class Informer<T extends KubeObject> {
             continue;
           }
           failures++;
-          const delay = Math.min(250 * 2 ** failures, this.#opts.maxBackoffMs ?? 30_000);
+          const delay = retryDelayMs(failures + 1, {
+            initialMs: 250,
+            maxMs: this.#opts.maxBackoffMs ?? 30_000,
+            jitter: 0,
+          });
           log.warn({ err, retryInMs: delay }, 'list/watch failed, retrying');
           await sleep(delay, signal);
         }

@@ -11,6 +11,7 @@
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { retryDelayMs } from '../../backoff.ts';
 import { INGEST_HEADERS } from '../ingest.ts';
 import { TokenBucket } from '../limits.ts';
 import { STATE_ERROR_CODES, type StateStore, StateStoreError } from '../state/kv-store.ts';
@@ -272,7 +273,7 @@ export async function backfill(o: BackfillOptions): Promise<BackfillResult> {
             { cause: err },
           );
         }
-        await sleep(Math.min(5_000, 250 * 2 ** attempt));
+        await sleep(retryDelayMs(attempt + 1, { initialMs: 250, maxMs: 5_000, jitter: 0 }));
       }
     }
   };
