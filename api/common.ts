@@ -59,6 +59,9 @@ export const objectName = () =>
     .max(253)
     .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a lowercase RFC 1123 name, e.g. "shopify-orders"');
 
+/** An RFC 1123 label: namespaces and the names of flows and policies (safe in subjects and streams). */
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
 /** A short lowercase identifier: channel names, sink names, side names. */
 export const identifier = () =>
   z

@@ -22,6 +22,7 @@ import { BatchFileError, type BatchFormat, formatFromName } from '../runtime/flo
 import { createIngestRouter } from '../runtime/flow/partition.ts';
 import { openKvState, StateStoreError } from '../runtime/flow/state/kv-store.ts';
 import { type FlowRef, flowNames } from '../runtime/nats/flow-resources.ts';
+import { parseFlowRef, positiveInt } from './args.ts';
 import { InputError, UsageError } from './errors.ts';
 import { expandPaths, loadDocuments } from './load-documents.ts';
 
@@ -68,28 +69,13 @@ interface Target {
   replicas: number;
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
-function parseFlowName(text: string): FlowRef {
-  const parts = text.split('/');
-  if (parts.length > 2) throw new UsageError(`--flow ${text}: expected [NAMESPACE/]NAME`);
-  const [namespace, name] = parts.length === 2 ? [parts[0]!, parts[1]!] : ['default', parts[0]!];
-  if (!DNS_LABEL.test(namespace) || !DNS_LABEL.test(name)) {
-    throw new UsageError(`--flow ${text}: namespace and name must be DNS labels (lowercase a-z, 0-9, -)`);
-  }
-  return { namespace, name };
-}
-
-function positiveInt(
+/** An optional positive integer option, or its fallback. */
+function optionalPositiveInt(
   text: string | undefined,
   flag: string,
   fallback: number | undefined,
 ): number | undefined {
-  if (text === undefined) return fallback;
-  if (!/^[0-9]+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
-    throw new UsageError(`${flag} ${text}: expected a positive integer`);
-  }
-  return Number(text);
+  return text === undefined ? fallback : positiveInt(text, flag);
 }
 
 async function targetFromConfig(file: string): Promise<Target> {
@@ -278,12 +264,12 @@ export async function backfillCommand(argv: string[], io?: BackfillIo): Promise<
       `--delimiter ${JSON.stringify(values.delimiter)}: expected one character other than a quote`,
     );
   }
-  const batchSize = positiveInt(values['batch-size'], '--batch-size', 500)!;
-  const maxRate = positiveInt(values['max-rate'], '--max-rate', undefined);
+  const batchSize = optionalPositiveInt(values['batch-size'], '--batch-size', 500)!;
+  const maxRate = optionalPositiveInt(values['max-rate'], '--max-rate', undefined);
 
   const target = values.config
     ? await targetFromConfig(values.config)
-    : { ...(await targetFromResources(parseFlowName(values.flow!), values.filename!)), servers: [] };
+    : { ...(await targetFromResources(parseFlowRef(values.flow!), values.filename!)), servers: [] };
   const servers = values['nats-url'] ? values['nats-url'].split(',') : target.servers;
   if (servers.length === 0) throw new UsageError('--nats-url (or TALLY_NATS_URL) is required with --flow');
   const format = (values.format as BatchFormat | undefined) ?? formatFromName(file) ?? target.batchFormat;

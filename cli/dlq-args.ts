@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { type DeadLetterFilter, parseTimeBound } from '../runtime/flow/dead-letters/filter.ts';
 import type { FlowRef } from '../runtime/nats/flow-resources.ts';
+import { parseFlowRef, positiveInt } from './args.ts';
 import { UsageError } from './errors.ts';
 
 export const DLQ_USAGE = `Usage: tally dlq <list|show|replay> --flow [NAMESPACE/]NAME [options]
@@ -55,29 +56,6 @@ export type DlqPlan =
     };
 
 export const DEFAULT_LIST_LIMIT = 100;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
-/** `[NAMESPACE/]NAME` as DNS labels (what the CRD allows, and safe in subjects and stream names). */
-export function parseFlowRef(text: string, defaultNamespace = 'default'): FlowRef {
-  const parts = text.split('/');
-  if (parts.length > 2) throw new UsageError(`--flow ${text}: expected [NAMESPACE/]NAME`);
-  const [namespace, name] = parts.length === 2 ? [parts[0]!, parts[1]!] : [defaultNamespace, parts[0]!];
-  for (const [what, v] of [
-    ['namespace', namespace],
-    ['name', name],
-  ] as const) {
-    if (!DNS_LABEL.test(v))
-      throw new UsageError(`--flow ${text}: the ${what} "${v}" is not a DNS label (lowercase a-z, 0-9, -)`);
-  }
-  return { namespace, name };
-}
-
-function positiveInt(text: string, what: string): number {
-  if (!/^[0-9]+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text)))
-    throw new UsageError(`${what} ${text}: expected a positive integer`);
-  return Number(text);
-}
-
 function timeBound(text: string | undefined, option: string, now: Date): Date | undefined {
   if (text === undefined) return undefined;
   try {
@@ -183,3 +161,5 @@ export function parseDlqArgs(
     output,
   };
 }
+
+export { parseFlowRef };

@@ -4,10 +4,12 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { CANONICAL_ENTITIES } from '../api/canonical/index.ts';
+import { DNS_LABEL } from '../api/common.ts';
 import { connectState, type StateConnection } from '../runtime/flow/state/kv-store.ts';
 import { parseRecordKey, recordFilter, TALLY_SYSTEM, xrefBucketName } from '../runtime/xref/keys.ts';
 import type { XrefRecord } from '../runtime/xref/record.ts';
 import { type XrefStore, xrefStore } from '../runtime/xref/store.ts';
+import { positiveInt } from './args.ts';
 import { DEFAULT_LIST_LIMIT } from './dlq-args.ts';
 import { printable, table } from './dlq-format.ts';
 import { createProgress, type ProgressStream } from './dlq-progress.ts';
@@ -114,7 +116,6 @@ export type XrefPlan =
 
 /** System names: what index keys and subjects can carry. */
 export const SYSTEM_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export function parseEntity(text: string): string {
   if ((CANONICAL_ENTITIES as readonly string[]).includes(text)) return text;
@@ -185,12 +186,6 @@ export function scrubServers(message: string, servers: readonly string[]): strin
   let out = message;
   for (const s of servers) if (redactUrl(s) !== s) out = out.replaceAll(s, redactUrl(s));
   return out;
-}
-
-function positiveInt(text: string, what: string): number {
-  if (!/^[0-9]+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text)))
-    throw new UsageError(`${what} ${text}: expected a positive integer`);
-  return Number(text);
 }
 
 function nonEmpty(text: string | undefined, option: string): string | undefined {
