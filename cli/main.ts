@@ -27,8 +27,8 @@ const commands: Record<string, () => Promise<Command>> = {
   runtime: async () => (await import('./runtime.ts')).runtimeCommand,
   run: async () => (await import('./run.ts')).runCommand,
   recon: async () => (await import('./recon.ts')).reconCommand,
-  backfill: async () => (await import('./backfill.ts')).backfillCommand,
-  dlq: async () => (await import('./dlq.ts')).dlqCommand,
+  backfill: async () => (await import('./backfill/command.ts')).backfillCommand,
+  dlq: async () => (await import('./dlq/command.ts')).dlqCommand,
   xref: async () => (await import('./xref.ts')).xrefCommand,
 };
 

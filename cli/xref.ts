@@ -10,9 +10,9 @@ import { parseRecordKey, recordFilter, TALLY_SYSTEM, xrefBucketName } from '../r
 import type { XrefRecord } from '../runtime/xref/record.ts';
 import { type XrefStore, xrefStore } from '../runtime/xref/store.ts';
 import { positiveInt } from './args.ts';
-import { DEFAULT_LIST_LIMIT } from './dlq-args.ts';
-import { printable, table } from './dlq-format.ts';
-import { createProgress, type ProgressStream } from './dlq-progress.ts';
+import { DEFAULT_LIST_LIMIT } from './dlq/args.ts';
+import { printable, table } from './dlq/format.ts';
+import { createProgress, type ProgressStream } from './dlq/progress.ts';
 import { InputError, UsageError } from './errors.ts';
 
 type Sub = 'get' | 'list' | 'put' | 'delete';

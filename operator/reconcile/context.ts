@@ -8,7 +8,7 @@ import type { KubeApi } from '../kube/client.ts';
 import type { Cache } from '../kube/informer.ts';
 import type { KubeObject, ResourceType } from '../kube/resources.ts';
 import type { JetStreamAdmin } from '../nats/provisioner.ts';
-import type { RenderOptions } from '../render/flow-objects.ts';
+import type { RenderOptions } from '../render/worker-objects.ts';
 import { conditionsFor, type Outcome, sameStatus } from '../status/conditions.ts';
 
 export interface TallyObject extends KubeObject {

@@ -14,7 +14,7 @@ import {
   ensureNamespaceStreams,
   NatsImmutableSettingError,
 } from '../nats/provisioner.ts';
-import { renderFlowObjects } from '../render/flow-objects.ts';
+import { renderFlowObjects } from '../render/worker-objects.ts';
 import { FINALIZER, flowWorkerName } from '../render/labels.ts';
 import { type ResolvedOutboundMapping, renderWorkerConfig } from '../render/worker-config.ts';
 import type { Outcome } from '../status/conditions.ts';

@@ -14,7 +14,7 @@ import type { CanonicalMappingSpec } from '../../api/canonical-mapping.ts';
 import { type CanonicalEvent, idempotencyKey } from '../../api/envelope.ts';
 import type { WorkerConfig } from '../../api/worker-config.ts';
 import { type ErpPeer, startErpPeer } from '../../cli/demo/erp-simulator.ts';
-import { type DlqIo, dlqCommand } from '../../cli/dlq.ts';
+import { type DlqIo, dlqCommand } from '../../cli/dlq/command.ts';
 import { ensureFlowNats } from '../../operator/nats/provisioner.ts';
 import { DeadLetterStore } from '../../runtime/flow/dead-letters/store.ts';
 import { eventId } from '../../runtime/flow/envelope.ts';

@@ -1,6 +1,6 @@
 // What `tally dlq` prints: tables, JSON and the detail of one dead letter. Pure. Header values and
 // payloads come from outside, so control characters are escaped before they reach a terminal.
-import type { DeadLetter, DeadLetterSummary } from '../runtime/flow/dead-letters/record.ts';
+import type { DeadLetter, DeadLetterSummary } from '../../runtime/flow/dead-letters/record.ts';
 
 /** Escapes control characters (C0, DEL, C1) and bidi overrides; newline and tab only when asked. */
 export function printable(text: string, keepNewlines = false): string {

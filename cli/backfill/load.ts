@@ -11,11 +11,7 @@
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { retryDelayMs } from '../../backoff.ts';
-import { INGEST_HEADERS } from '../ingest.ts';
-import { TokenBucket } from '../limits.ts';
-import { STATE_ERROR_CODES, type StateStore, StateStoreError } from '../state/kv-store.ts';
-import { formatTraceparent, traceFromSeed } from '../trace.ts';
+import { retryDelayMs } from '../../runtime/backoff.ts';
 import {
   BATCH_ERROR_CODES,
   BatchFileError,
@@ -23,7 +19,11 @@ import {
   type BatchRow,
   fileSha256,
   readBatchFile,
-} from './reader.ts';
+} from '../../runtime/flow/batch/reader.ts';
+import { INGEST_HEADERS } from '../../runtime/flow/ingest.ts';
+import { TokenBucket } from '../../runtime/flow/limits.ts';
+import { STATE_ERROR_CODES, type StateStore, StateStoreError } from '../../runtime/flow/state/kv-store.ts';
+import { formatTraceparent, traceFromSeed } from '../../runtime/flow/trace.ts';
 
 export const BACKFILL_ERROR_CODES = {
   refused: 'BACKFILL_REFUSED',

@@ -1,10 +1,11 @@
 // `tally dlq list|show|replay`: read a flow's dead letters and put them back through the flow.
 // Parsing is in dlq-args.ts, printing in dlq-format.ts, the NATS side in runtime/flow/dead-letters/.
-import { DeadLetterError } from '../runtime/flow/dead-letters/errors.ts';
-import type { DeadLetterSummary } from '../runtime/flow/dead-letters/record.ts';
-import { newReplayRunId, replayMsgId } from '../runtime/flow/dead-letters/replay.ts';
-import { DeadLetterStore } from '../runtime/flow/dead-letters/store.ts';
-import { DLQ_USAGE, type DlqPlan, parseDlqArgs } from './dlq-args.ts';
+import { DeadLetterError } from '../../runtime/flow/dead-letters/errors.ts';
+import type { DeadLetterSummary } from '../../runtime/flow/dead-letters/record.ts';
+import { newReplayRunId, replayMsgId } from '../../runtime/flow/dead-letters/replay.ts';
+import { DeadLetterStore } from '../../runtime/flow/dead-letters/store.ts';
+import { UsageError } from '../errors.ts';
+import { DLQ_USAGE, type DlqPlan, parseDlqArgs } from './args.ts';
 import {
   formatListTable,
   formatReplayTable,
@@ -12,9 +13,8 @@ import {
   type ReplayRow,
   showJson,
   summaryJson,
-} from './dlq-format.ts';
-import { createProgress, type ProgressStream } from './dlq-progress.ts';
-import { UsageError } from './errors.ts';
+} from './format.ts';
+import { createProgress, type ProgressStream } from './progress.ts';
 
 export interface DlqIo {
   stdout: NodeJS.WritableStream;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { DeadLetter } from '../runtime/flow/dead-letters/record.ts';
+import type { DeadLetter } from '../../runtime/flow/dead-letters/record.ts';
 import {
   decodePayload,
   formatListTable,
@@ -10,8 +10,8 @@ import {
   showJson,
   summaryJson,
   truncate,
-} from './dlq-format.ts';
-import { plainStep } from './dlq-progress.ts';
+} from './format.ts';
+import { plainStep } from './progress.ts';
 
 const d: DeadLetter = {
   seq: 12,

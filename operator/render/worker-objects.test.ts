@@ -4,7 +4,7 @@ import * as yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { canonicalMappingSpecSchema } from '../../api/canonical-mapping.ts';
 import { integrationFlowSpecSchema } from '../../api/integration-flow.ts';
-import { renderFlowObjects } from './flow-objects.ts';
+import { renderFlowObjects } from './worker-objects.ts';
 import { renderWorkerConfig } from './worker-config.ts';
 
 const root = join(import.meta.dirname, '..', '..');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_LIST_LIMIT, parseDlqArgs, parseFlowRef } from './dlq-args.ts';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
+import { DEFAULT_LIST_LIMIT, parseDlqArgs, parseFlowRef } from './args.ts';
 
 const now = new Date('2026-11-26T12:00:00Z');
 const env = { TALLY_NATS_URL: 'nats://env:4222' };

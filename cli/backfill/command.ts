@@ -1,5 +1,5 @@
 // `tally backfill FILE`: a historical load of a CSV or JSON-lines file into a flow, with a progress
-// bar and resume. The engine is runtime/flow/batch/backfill.ts; this file resolves the flow,
+// bar and resume. The engine is ./load.ts; this file resolves the flow,
 // connects to NATS and talks to the terminal.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -10,21 +10,16 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import * as yaml from 'js-yaml';
 import { pino } from 'pino';
-import { integrationFlowSpecSchema } from '../api/integration-flow.ts';
-import { parseWorkerConfig, WorkerConfigError } from '../api/worker-config.ts';
-import {
-  BackfillError,
-  type BackfillResult,
-  type BackfillStats,
-  backfill,
-} from '../runtime/flow/batch/backfill.ts';
-import { BatchFileError, type BatchFormat, formatFromName } from '../runtime/flow/batch/reader.ts';
-import { createIngestRouter } from '../runtime/flow/partition.ts';
-import { openKvState, StateStoreError } from '../runtime/flow/state/kv-store.ts';
-import { type FlowRef, flowNames } from '../runtime/nats/flow-resources.ts';
-import { parseFlowRef, positiveInt } from './args.ts';
-import { InputError, UsageError } from './errors.ts';
-import { expandPaths, loadDocuments } from './load-documents.ts';
+import { integrationFlowSpecSchema } from '../../api/integration-flow.ts';
+import { parseWorkerConfig, WorkerConfigError } from '../../api/worker-config.ts';
+import { BatchFileError, type BatchFormat, formatFromName } from '../../runtime/flow/batch/reader.ts';
+import { createIngestRouter } from '../../runtime/flow/partition.ts';
+import { openKvState, StateStoreError } from '../../runtime/flow/state/kv-store.ts';
+import { type FlowRef, flowNames } from '../../runtime/nats/flow-resources.ts';
+import { parseFlowRef, positiveInt } from '../args.ts';
+import { InputError, UsageError } from '../errors.ts';
+import { expandPaths, loadDocuments } from '../load-documents.ts';
+import { BackfillError, type BackfillResult, type BackfillStats, backfill } from './load.ts';
 
 export const BACKFILL_USAGE = `Usage: tally backfill FILE (--config WORKERCONFIG | --flow [NS/]NAME -f PATH) [options]
 

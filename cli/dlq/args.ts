@@ -1,10 +1,10 @@
 // Argument parsing of `tally dlq list|show|replay`: pure (argv, environment and clock in, a plan
 // out); every mistake is a UsageError (exit 2).
 import { parseArgs } from 'node:util';
-import { type DeadLetterFilter, parseTimeBound } from '../runtime/flow/dead-letters/filter.ts';
-import type { FlowRef } from '../runtime/nats/flow-resources.ts';
-import { parseFlowRef, positiveInt } from './args.ts';
-import { UsageError } from './errors.ts';
+import { type DeadLetterFilter, parseTimeBound } from '../../runtime/flow/dead-letters/filter.ts';
+import type { FlowRef } from '../../runtime/nats/flow-resources.ts';
+import { parseFlowRef, positiveInt } from '../args.ts';
+import { UsageError } from '../errors.ts';
 
 export const DLQ_USAGE = `Usage: tally dlq <list|show|replay> --flow [NAMESPACE/]NAME [options]
 

@@ -2,7 +2,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { memoryStateStore } from '../state/kv-store.ts';
+import {
+  BatchFileError,
+  fileSha256,
+  formatFromName,
+  parseJsonLine,
+  readBatchFile,
+} from '../../runtime/flow/batch/reader.ts';
+import { memoryStateStore } from '../../runtime/flow/state/kv-store.ts';
 import {
   BackfillError,
   type BackfillOptions,
@@ -11,8 +18,7 @@ import {
   batchMsgId,
   progressKey,
   resumePoint,
-} from './backfill.ts';
-import { BatchFileError, fileSha256, formatFromName, parseJsonLine, readBatchFile } from './reader.ts';
+} from './load.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tally-backfill-unit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
