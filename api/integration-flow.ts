@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { CANONICAL_ENTITIES } from './canonical/index.ts';
 import {
   API_VERSION,
+  type CrossFieldRule,
   deletionPolicy,
   duration,
   durationMs,
@@ -21,6 +22,40 @@ const httpUrl = () =>
     .max(2048)
     .regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL')
     .describe('An http:// or https:// URL.');
+
+/**
+ * Userinfo in a URL (`https://user:pass@host/...`): everything between the scheme and the first
+ * `/`, `?` or `#` that contains an `@`. Credentials there end up in plain text in the resource, the
+ * worker's ConfigMap and every error message naming the URL; they belong in a Secret (`auth`).
+ */
+export const URL_USERINFO = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*@/;
+const URL_USERINFO_CEL = "'^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@'";
+
+/** True when `url` carries userinfo (see URL_USERINFO). */
+export function urlHasCredentials(url: string | undefined): boolean {
+  return url !== undefined && URL_USERINFO.test(url);
+}
+
+/** Why userinfo is refused and where the credentials go instead (`auth` = the auth field's path). */
+export function urlCredentialsMessage(auth = 'auth'): string {
+  return `must not carry credentials (user:password@host): URLs are stored in plain text in the resource and the worker config and appear in logs and errors; put them in a Secret and reference it from ${auth} (basic: usernameSecretRef and passwordSecretRef; bearer or apiKey: tokenSecretRef; oauth2ClientCredentials: clientIdSecretRef and clientSecretSecretRef)`;
+}
+
+/** The message of every URL-credentials rule of the schema (the apiserver's and zod's). */
+export const URL_CREDENTIALS_MESSAGE = urlCredentialsMessage();
+
+/** A rule refusing userinfo in the URL field `path` (relative to the object the rule sits on). */
+function noUrlCredentials<T>(path: string, get: (value: T) => string | undefined): CrossFieldRule<T> {
+  const parts = path.split('.');
+  const guards = parts.map((_, i) => `has(self.${parts.slice(0, i + 1).join('.')})`);
+  return {
+    cel: `!(${guards.join(' && ')}) || !self.${path}.matches(${URL_USERINFO_CEL})`,
+    message: URL_CREDENTIALS_MESSAGE,
+    field: path,
+    reason: 'FieldValueForbidden',
+    check: (v) => !urlHasCredentials(get(v)),
+  };
+}
 
 export const webhookSignatureSchema = withRules(
   z
@@ -48,7 +83,7 @@ export const webhookSignatureSchema = withRules(
       tolerance: duration()
         .default('5m')
         .describe(
-          'How far the signed timestamp may be from the worker clock before a request is rejected as a replay.',
+          'How far the signed timestamp may be from the worker clock before a request is rejected as a replay. At most stream.duplicateWindow (within it a replayed request is dropped as a duplicate).',
         ),
     })
     .strict()
@@ -137,6 +172,7 @@ export const httpAuthSchema = withRules(
               a.clientSecretSecretRef !== undefined
             : a.tokenSecretRef !== undefined,
     },
+    noUrlCredentials('tokenUrl', (a) => a.tokenUrl),
   ],
 );
 
@@ -223,12 +259,15 @@ export const sourceSchema = withRules(
     })
     .strict()
     .describe('Where the flow gets its events.'),
-  SOURCE_TYPES.map((t) => ({
-    cel: `has(self.${t}) == (self.type == '${t}')`,
-    message: `source.${t} must be set when source.type is ${t}, and only then`,
-    field: t,
-    check: (s: { type: string } & Record<string, unknown>) => (s[t] !== undefined) === (s.type === t),
-  })),
+  [
+    ...SOURCE_TYPES.map((t) => ({
+      cel: `has(self.${t}) == (self.type == '${t}')`,
+      message: `source.${t} must be set when source.type is ${t}, and only then`,
+      field: t,
+      check: (s: { type: string } & Record<string, unknown>) => (s[t] !== undefined) === (s.type === t),
+    })),
+    noUrlCredentials<{ httpPoll?: { url: string } }>('httpPoll.url', (s) => s.httpPoll?.url),
+  ],
 );
 
 /**
@@ -396,6 +435,8 @@ export const httpSinkSchema = withRules(
       reason: 'FieldValueRequired',
       check: (h) => h.alreadyExists === undefined || h.xref !== undefined,
     },
+    noUrlCredentials('url', (h) => h.url),
+    noUrlCredentials('update.url', (h) => h.update?.url),
   ],
 );
 
@@ -507,10 +548,18 @@ export const streamSettingsSchema = z
     replicas: z.number().int().min(1).max(5).default(1).describe('JetStream replicas of the flow stream.'),
     maxAge: duration().default('168h').describe('How long messages are kept in the flow stream.'),
     storage: z.enum(['file', 'memory']).default('file').describe('JetStream storage type.'),
-    duplicateWindow: duration().default('2m').describe('Window in which a repeated Nats-Msg-Id is dropped.'),
+    duplicateWindow: duration()
+      .default('5m')
+      .describe(
+        'Window in which a repeated Nats-Msg-Id is dropped. A webhook source that signs a timestamp needs its signature.tolerance to fit in it (a replay of a signed request is dropped as a duplicate within this window, refused as stale after the tolerance).',
+      ),
   })
   .strict()
   .describe('Settings of the flow JetStream stream.');
+
+/** The message of the tolerance rule. */
+export const TOLERANCE_MESSAGE =
+  'must not be longer than stream.duplicateWindow: a signed request replayed after the duplicate window but within the tolerance would be accepted and delivered again; shorten the tolerance or lengthen stream.duplicateWindow';
 
 export const integrationFlowSpecSchema = withRules(
   z
@@ -552,6 +601,16 @@ export const integrationFlowSpecSchema = withRules(
       message: 'sink names must be unique',
       field: 'sinks',
       check: (f) => new Set(f.sinks.map((s) => s.name)).size === f.sinks.length,
+    },
+    {
+      cel: '!has(self.source.webhook) || !has(self.source.webhook.signature.timestampHeader) || !has(self.source.webhook.signature.tolerance) || !has(self.stream) || !has(self.stream.duplicateWindow) || duration(self.source.webhook.signature.tolerance) <= duration(self.stream.duplicateWindow)',
+      message: TOLERANCE_MESSAGE,
+      field: 'source.webhook.signature.tolerance',
+      check: (f) => {
+        const sig = f.source.webhook?.signature;
+        if (!sig?.timestampHeader) return true;
+        return durationMs(sig.tolerance) <= durationMs(f.stream.duplicateWindow);
+      },
     },
   ],
 );

@@ -4,7 +4,13 @@ import type { z } from 'zod';
 import { type CanonicalEntity, canonicalSchemas } from './canonical/index.ts';
 import type { CanonicalMappingSpec } from './canonical-mapping.ts';
 import { API_VERSION, GROUP } from './common.ts';
-import { type IntegrationFlowSpec, placeholders } from './integration-flow.ts';
+import {
+  type IntegrationFlowSpec,
+  placeholders,
+  URL_CREDENTIALS_MESSAGE,
+  urlCredentialsMessage,
+  urlHasCredentials,
+} from './integration-flow.ts';
 import { type ResourceDefinition, resourceByKind } from './resources.ts';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -171,6 +177,7 @@ export function validateDocuments(docs: SourceDocument[], defaultNamespace = 'de
     } else {
       for (const issue of result.error.issues) {
         if (issue.path[0] === 'apiVersion') continue; // reported above, more precisely
+        if (issue.message === URL_CREDENTIALS_MESSAGE) continue; // checkUrlCredentials, more precisely
         problem(entry, formatPath(issue.path), describeIssue(issue));
       }
     }
@@ -195,6 +202,7 @@ export function validateDocuments(docs: SourceDocument[], defaultNamespace = 'de
   checkDuplicates(parsed, defaultNamespace, problem);
   checkReferences(parsed, defaultNamespace, problem);
   checkSecretHeaders(parsed, problem);
+  checkUrlCredentials(parsed, problem);
   checkTestCases(parsed, warning);
 
   const invalid = new Set(report.problems.map((p) => `${p.file}#${p.document}`));
@@ -389,5 +397,44 @@ function checkSecretHeaders(parsed: Parsed[], problem: ProblemFn): void {
         );
       }
     });
+  }
+}
+
+/**
+ * URLs must not carry credentials (userinfo, `https://user:pass@host`): the schema refuses them too
+ * (so does the apiserver); this reports them on the document as written, even when other fields
+ * are invalid, naming the auth field to use instead. The URL itself is never repeated.
+ */
+function checkUrlCredentials(parsed: Parsed[], problem: ProblemFn): void {
+  type Obj = Record<string, unknown> | undefined;
+  const obj = (v: unknown): Obj =>
+    typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  for (const p of parsed) {
+    if (p.meta.kind !== 'IntegrationFlow') continue;
+    const spec = obj((p.src.doc as { spec?: unknown }).spec);
+    const urls: { path: string; url: unknown; auth: string }[] = [];
+    const poll = obj(obj(spec?.source)?.httpPoll);
+    if (poll) {
+      urls.push({ path: 'spec.source.httpPoll.url', url: poll.url, auth: 'spec.source.httpPoll.auth' });
+      urls.push({
+        path: 'spec.source.httpPoll.auth.tokenUrl',
+        url: obj(poll.auth)?.tokenUrl,
+        auth: 'spec.source.httpPoll.auth',
+      });
+    }
+    const sinks = Array.isArray(spec?.sinks) ? (spec.sinks as unknown[]) : [];
+    sinks.forEach((sink, i) => {
+      const http = obj(obj(sink)?.http);
+      if (!http) return;
+      const auth = `spec.sinks[${i}].http.auth`;
+      urls.push({ path: `spec.sinks[${i}].http.url`, url: http.url, auth });
+      urls.push({ path: `spec.sinks[${i}].http.update.url`, url: obj(http.update)?.url, auth });
+      urls.push({ path: `${auth}.tokenUrl`, url: obj(http.auth)?.tokenUrl, auth });
+    });
+    for (const u of urls) {
+      if (typeof u.url === 'string' && urlHasCredentials(u.url)) {
+        problem(p, u.path, urlCredentialsMessage(u.auth));
+      }
+    }
   }
 }

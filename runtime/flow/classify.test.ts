@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { BusError, BusErrorCode } from '../bus/errors.ts';
 import { BusinessKeyError, CanonicalValidationError, MappingEvaluationError } from '../mapping/errors.ts';
-import { classifyFailure, classifyHttpStatus, FAILURE_REASONS, parseRetryAfterMs } from './classify.ts';
+import {
+  classifyFailure,
+  classifyHttpStatus,
+  FAILURE_REASONS,
+  isSinkWait,
+  parseRetryAfterMs,
+} from './classify.ts';
 import { EnvelopeError, FlowErrorCode, PayloadError, SinkError } from './errors.ts';
 
 describe('classifyHttpStatus', () => {
@@ -127,5 +133,20 @@ describe('classifyFailure', () => {
       new EnvelopeError('d'),
     ];
     for (const e of errors) expect(FAILURE_REASONS).toContain(classifyFailure(e).reason);
+  });
+});
+
+describe('isSinkWait', () => {
+  const sinkError = (code: FlowErrorCode, permanent = false) =>
+    new SinkError('x', { sink: 'erp', permanent, code });
+  it('is true for an open circuit and for throttling only: the deliveries that spend no attempt', () => {
+    expect(isSinkWait(sinkError(FlowErrorCode.SinkCircuitOpen))).toBe(true);
+    expect(isSinkWait(sinkError(FlowErrorCode.SinkThrottled))).toBe(true);
+    expect(isSinkWait(sinkError(FlowErrorCode.SinkUnavailable))).toBe(false);
+    expect(isSinkWait(sinkError(FlowErrorCode.SinkTimeout))).toBe(false);
+    expect(isSinkWait(sinkError(FlowErrorCode.SinkConflict))).toBe(false);
+    expect(isSinkWait(sinkError(FlowErrorCode.SinkThrottled, true))).toBe(false);
+    expect(isSinkWait(new BusError(BusErrorCode.Unavailable, 'away'))).toBe(false);
+    expect(isSinkWait(new Error('x'))).toBe(false);
   });
 });

@@ -9,11 +9,19 @@ import { StateStoreError } from './state/kv-store.ts';
 export type HttpOutcome = 'delivered' | 'transient' | 'permanent';
 
 /**
- * Reasons that say "the sink is unavailable or asked us to wait", not "this message is bad": a
- * message failing for one of these is not dead-lettered on its last attempt while the sink's
- * circuit is open or the sink is throttling; it waits for the sink (see processor.ts).
+ * A sink failure that says "the sink is unavailable or asked us to wait", not "this message is bad"
+ * (reasons sink_circuit_open and sink_throttled): the circuit was open (no request), the sink-wide
+ * Retry-After pause was not over (no request), or the sink answered 429. A delivery whose every
+ * failure is one of these spends no attempt of `delivery.maxDeliver` and is never dead-lettered:
+ * the message waits for the sink (see processor.ts).
  */
-export const SINK_WAIT_REASONS: readonly FailureReason[] = ['sink_throttled', 'sink_circuit_open'];
+export function isSinkWait(err: unknown): boolean {
+  return (
+    err instanceof SinkError &&
+    !err.permanent &&
+    (err.code === FlowErrorCode.SinkCircuitOpen || err.code === FlowErrorCode.SinkThrottled)
+  );
+}
 
 /**
  * 2xx delivered; 408, 409 (a concurrent change at the target, e.g. an optimistic-lock conflict), 429

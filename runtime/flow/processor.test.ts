@@ -9,8 +9,9 @@ import { compileMapping } from '../mapping/index.ts';
 import { createFlowMetrics } from '../telemetry/metrics.ts';
 import { DLQ_HEADERS } from './dead-letter.ts';
 import { FlowErrorCode, SinkError } from './errors.ts';
-import { createProcessor, type Outcome } from './processor.ts';
+import { AttemptLedger, attemptsOf, createProcessor, type Outcome } from './processor.ts';
 import type { Sink } from './sinks/types.ts';
+import type { Transform } from './transform.ts';
 
 const example = yaml.load(
   readFileSync(new URL('../../examples/shopify-orders/mapping.yaml', import.meta.url), 'utf8'),
@@ -100,14 +101,22 @@ describe('createProcessor', () => {
     consumer = undefined;
   });
 
-  async function run(sinks: Sink[], payloads: { data: string; msgId: string }[]) {
+  async function run(
+    sinks: Sink[],
+    payloads: { data: string; msgId: string }[],
+    o: { transform?: Transform; logs?: Record<string, unknown>[] } = {},
+  ) {
+    const logs = o.logs;
     const process = createProcessor({
       config,
       mapping,
       sinks,
       bus,
       metrics,
-      logger: pino({ level: 'silent' }),
+      ...(o.transform ? { transform: o.transform } : {}),
+      logger: logs
+        ? pino({ level: 'debug' }, { write: (l: string) => void logs.push(JSON.parse(l)) })
+        : pino({ level: 'silent' }),
       now: () => new Date('2026-11-20T16:20:00Z'),
       random: () => 0.5,
       deadLetterRetryMs: [1],
@@ -247,8 +256,8 @@ describe('createProcessor', () => {
     await run([erp], [{ data: JSON.stringify(order), msgId: 'wh-8' }]);
     expect(outcomes).toEqual(['retried', 'retried', 'retried', 'delivered']);
     expect(bus.messages('DLQ')).toHaveLength(0);
-    // The wait the sink asked for wins over a shorter backoff (5, 10, 20 here).
-    expect(bus.settlements.map((s) => s.delayMs)).toEqual([15, 12, 20, undefined]);
+    // The wait the sink asked for wins over the backoff, which does not grow with waits (5 here).
+    expect(bus.settlements.map((s) => s.delayMs)).toEqual([15, 12, 15, undefined]);
     expect(await metric('tally_flow_messages_retried_total')).toEqual([
       'tally_flow_messages_retried_total{flow="shop/shopify-orders",channel="shopify-us",reason="sink_circuit_open"} 2',
       'tally_flow_messages_retried_total{flow="shop/shopify-orders",channel="shopify-us",reason="sink_throttled"} 1',
@@ -302,6 +311,134 @@ describe('createProcessor', () => {
     // Every delivery (up to the consumer's backstop) fails to dead-letter; nothing is termed or acked.
     expect(outcomes).toEqual(['retried', 'retried', 'retried', 'retried']);
     expect(bus.settlements.every((s) => s.outcome === 'nak')).toBe(true);
+  });
+  /** A bus that redelivers as often as asked (the consumer has no max_deliver, as in production). */
+  const unboundedBus = () => {
+    bus = new MemoryBus({ maxDeliver: 1_000 });
+    bus.addStream('FLOW', ['in.>']);
+    bus.addStream('DLQ', ['dlq']);
+  };
+  const circuitOpen = (sink: string) =>
+    new SinkError(`${sink}: circuit open`, {
+      sink,
+      permanent: false,
+      code: FlowErrorCode.SinkCircuitOpen,
+      retryAfterMs: 1,
+    });
+
+  it('spends no attempt while the sink is down: after 12 refused deliveries the next failures still have the whole budget', async () => {
+    unboundedBus();
+    // maxDeliver is 3. An outage (the circuit refuses 12 deliveries), then a flaky recovery: two
+    // real requests fail, the third is taken. JetStream's delivery count is 15 by then.
+    const erp = fakeSink('erp', (n) =>
+      n <= 12 ? circuitOpen('erp') : n <= 14 ? transient('erp') : undefined,
+    );
+    const logs: Record<string, unknown>[] = [];
+    await run([erp], [{ data: JSON.stringify(order), msgId: 'wh-11' }], { logs });
+    expect(outcomes.filter((o) => o === 'retried')).toHaveLength(14);
+    expect(outcomes.at(-1)).toBe('delivered');
+    expect(bus.messages('DLQ')).toHaveLength(0);
+    expect(erp.got).toHaveLength(1);
+    // The backoff after the first real failure is initialBackoff (5), not the 15th delivery's.
+    expect(bus.settlements.slice(12).map((s) => s.delayMs)).toEqual([5, 10, undefined]);
+    expect(logs.find((l) => l.msg === 'delivered')).toMatchObject({ attempt: 3, deliveries: 15 });
+  });
+
+  it('dead-letters after maxDeliver attempts that reached the sink, however many waits came before', async () => {
+    unboundedBus();
+    const erp = fakeSink('erp', (n) => (n <= 5 ? circuitOpen('erp') : transient('erp')));
+    await run([erp], [{ data: JSON.stringify(order), msgId: 'wh-12' }]);
+    expect(outcomes).toEqual([...Array(7).fill('retried'), 'dead_lettered']);
+    expect(bus.messages('DLQ')[0]!.headers).toMatchObject({
+      [DLQ_HEADERS.attempts]: '3',
+      [DLQ_HEADERS.errorReason]: 'sink_unavailable',
+    });
+  });
+
+  it('counts a delivery that one sink refused while down when another sink failed for real', async () => {
+    unboundedBus();
+    await run(
+      [fakeSink('down', () => circuitOpen('down')), fakeSink('flaky', () => transient('flaky'))],
+      [{ data: JSON.stringify(order), msgId: 'wh-13' }],
+    );
+    expect(outcomes).toEqual(['retried', 'retried', 'dead_lettered']);
+  });
+
+  it('still dead-letters an event waiting for a cross-reference after maxDeliver attempts', async () => {
+    unboundedBus();
+    const waiting: Transform = async () => ({
+      ok: false,
+      failure: {
+        reason: 'waiting_for_xref',
+        permanent: false,
+        errorClass: 'XrefMissingError',
+        code: 'XREF_MISSING',
+        message: 'waiting for cross-reference Order shopify-1 -> netsuite',
+      },
+    });
+    await run([fakeSink('erp')], [{ data: JSON.stringify(order), msgId: 'wh-14' }], { transform: waiting });
+    expect(outcomes).toEqual(['retried', 'retried', 'dead_lettered']);
+    expect(bus.messages('DLQ')[0]!.headers).toMatchObject({
+      [DLQ_HEADERS.attempts]: '3',
+      [DLQ_HEADERS.errorReason]: 'waiting_for_xref',
+    });
+  });
+
+  it('masks credentials in the dead letter and the log line of a failure', async () => {
+    const token = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0YWxseSJ9.c2lnbmF0dXJl';
+    const echo = new SinkError(
+      `erp answered 400: {"headers":{"authorization":"Bearer ${token}"},"note":"password=hunter22"}`,
+      { sink: 'erp', permanent: true, status: 400, code: FlowErrorCode.SinkRejected },
+    );
+    const logs: Record<string, unknown>[] = [];
+    await run([fakeSink('erp', () => echo)], [{ data: JSON.stringify(order), msgId: 'wh-15' }], { logs });
+    const message = bus.messages('DLQ')[0]!.headers[DLQ_HEADERS.errorMessage]!;
+    expect(message).toBe(
+      'erp answered 400: {"headers":{"authorization":"[redacted]"},"note":"password=[redacted]"}',
+    );
+    const line = logs.find((l) => l.msg === 'dead-lettered');
+    expect(line).toMatchObject({ reason: 'sink_rejected', err: message });
+    expect(JSON.stringify(logs)).not.toMatch(/eyJhbGci|hunter22/);
+  });
+});
+
+describe('AttemptLedger', () => {
+  const at = new Date('2026-11-20T16:20:00Z');
+  const m = (streamSeq: number, storedAt = at) => ({ streamSeq, storedAt });
+
+  it('counts attempts and waits per message until it is forgotten', () => {
+    const ledger = new AttemptLedger();
+    expect(ledger.count(m(1), false)).toEqual({ attempts: 0, waits: 1 });
+    expect(ledger.count(m(1), true)).toEqual({ attempts: 1, waits: 1 });
+    expect(ledger.count(m(2), true)).toEqual({ attempts: 1, waits: 0 });
+    ledger.forget(m(1));
+    expect(ledger.peek(m(1))).toEqual({ attempts: 0, waits: 0 });
+    expect(ledger.size).toBe(1);
+  });
+
+  it('starts afresh for a recreated stream (same sequence, another stored time)', () => {
+    const ledger = new AttemptLedger();
+    ledger.count(m(1), true);
+    expect(ledger.peek(m(1, new Date(at.getTime() + 1)))).toEqual({ attempts: 0, waits: 0 });
+  });
+
+  it('forgets the least recently seen message first when full', () => {
+    const ledger = new AttemptLedger(2);
+    ledger.count(m(1), true);
+    ledger.count(m(2), true);
+    ledger.count(m(1), true); // 1 is now the most recent
+    ledger.count(m(3), true);
+    expect(ledger.size).toBe(2);
+    expect(ledger.peek(m(2))).toEqual({ attempts: 0, waits: 0 });
+    expect(ledger.peek(m(1))).toEqual({ attempts: 2, waits: 0 });
+  });
+
+  it('takes deliveries it did not see as waits for sink failures, as attempts before any sink', () => {
+    // Seen here: one attempt, two waits, of 10 deliveries (the others on another replica).
+    const record = { attempts: 1, waits: 2 };
+    expect(attemptsOf(record, 10, true)).toBe(1);
+    expect(attemptsOf(record, 10, false)).toBe(8);
+    expect(attemptsOf({ attempts: 4, waits: 0 }, 3, false)).toBe(4);
   });
 });
 

@@ -1,6 +1,9 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { SinkError } from '../errors.ts';
 import { authHeader } from './auth.ts';
-import { CLOUDEVENTS_JSON, type HttpSinkConfig, httpSinkHeaders } from './http-sink.ts';
+import { CLOUDEVENTS_JSON, createHttpSink, type HttpSinkConfig, httpSinkHeaders } from './http-sink.ts';
 
 const config: HttpSinkConfig = {
   name: 'erp',
@@ -53,5 +56,68 @@ describe('authHeader', () => {
     expect(() => authHeader({ type: 'bearer', token: { env: 'NOPE' } }, env, 'sink erp')).toThrow(
       /NOPE \(sink erp auth token\) is not set/,
     );
+  });
+});
+
+describe('createHttpSink error messages', () => {
+  /** A target that refuses every request with 400, echoing the request headers in its body. */
+  async function echoTarget(status = 400) {
+    const server = createServer((req, res) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'invalid order', received: { url: req.url, headers: req.headers } }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/orders`;
+    return {
+      url,
+      close: () => {
+        server.closeAllConnections();
+        return new Promise<void>((r) => server.close(() => r()));
+      },
+    };
+  }
+  const event = {
+    id: 'e-1',
+    tallyentity: 'Order',
+    subject: 'o-1',
+    tallyversion: '7',
+    traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+  } as Parameters<ReturnType<typeof createHttpSink>['deliver']>[0];
+
+  it('never carry the credentials a target echoes back, in any header or format', async () => {
+    const cases: { auth: HttpSinkConfig['auth']; env: Record<string, string>; secret: string }[] = [
+      {
+        auth: { type: 'bearer', token: { env: 'T' } },
+        env: { T: 'opaque-token-1234567' },
+        secret: 'opaque-token-1234567',
+      },
+      {
+        // A header name no pattern knows and a value of no known format: masked as the sent value.
+        auth: { type: 'apiKey', header: 'X-Partner-Auth', token: { env: 'T' } },
+        env: { T: 'plainvalue42' },
+        secret: 'plainvalue42',
+      },
+      {
+        auth: { type: 'basic', username: { env: 'U' }, password: { env: 'P' } },
+        env: { U: 'tally', P: 'hunter2-hunter2' },
+        secret: Buffer.from('tally:hunter2-hunter2').toString('base64'),
+      },
+    ];
+    for (const c of cases) {
+      const target = await echoTarget();
+      const sink = createHttpSink({ ...config, url: target.url, auth: c.auth }, { env: c.env });
+      try {
+        const err = await sink.deliver(event, Buffer.from('{}')).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(SinkError);
+        const message = (err as SinkError).message;
+        expect(message).toMatch(/answered 400: \{"error":"invalid order"/);
+        expect(message).toContain('"idempotency-key":"Order:o-1:7"');
+        expect(message).not.toContain(c.secret);
+        expect(message).not.toContain('hunter2');
+      } finally {
+        await sink.close();
+        await target.close();
+      }
+    }
   });
 });

@@ -17,6 +17,7 @@ import type { XrefStore } from '../../xref/store.ts';
 import { classifyHttpStatus, parseRetryAfterMs } from '../classify.ts';
 import { FlowErrorCode, SinkError } from '../errors.ts';
 import { Semaphore, TokenBucket } from '../limits.ts';
+import { credentialSecrets, redact } from '../redact.ts';
 import type { Env } from '../secrets.ts';
 import type { EventHead } from '../transform.ts';
 import { requestAuth } from './auth.ts';
@@ -125,7 +126,19 @@ export function createHttpSink(config: HttpSinkConfig, options: HttpSinkOptions)
   const maxPauseMs = options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
   /** Sink-wide: no request before this (a Retry-After on 429/503). */
   let pausedUntil = 0;
+  /**
+   * The credentials this sink has sent (the static header, the latest OAuth 2.0 tokens), masked in
+   * every error message wherever they appear; a few, as tokens are renewed.
+   */
+  const sent: string[] = [];
+  const remember = (credentials: [string, string] | undefined) => {
+    if (!credentials || sent.includes(credentials[1])) return;
+    sent.push(credentials[1]);
+    if (sent.length > 4) sent.shift();
+  };
 
+  // Every message goes through redact(): it becomes the dead letter's Tally-Error-Message and the
+  // log line, and a target's error answer may echo the request (its Authorization header too).
   const sinkError = (
     message: string,
     permanent: boolean,
@@ -133,7 +146,11 @@ export function createHttpSink(config: HttpSinkConfig, options: HttpSinkOptions)
     extra: { status?: number; retryAfterMs?: number } = {},
     cause?: unknown,
   ) =>
-    new SinkError(message, { sink: config.name, permanent, code, ...extra }, cause ? { cause } : undefined);
+    new SinkError(
+      redact(message, { secrets: sent.flatMap(credentialSecrets) }),
+      { sink: config.name, permanent, code, ...extra },
+      cause ? { cause } : undefined,
+    );
 
   /** Throws, without calling the sink, while it asked to be left alone. */
   const checkPause = () => {
@@ -191,6 +208,7 @@ export function createHttpSink(config: HttpSinkConfig, options: HttpSinkOptions)
     try {
       for (let attempt = 1; ; attempt++) {
         const credentials = await authHeaderOf();
+        remember(credentials);
         if (credentials) headers[credentials[0]] = credentials[1];
         const res = await request(url, {
           dispatcher: agent,

@@ -4,6 +4,7 @@
 // every retry waits.
 import { type Agent, request } from 'undici';
 import type { Logger } from '../../telemetry/logger.ts';
+import { credentialSecrets, redact, redactUrl } from '../redact.ts';
 import {
   classifyPollStatus,
   DEFAULT_POLL_BACKOFF,
@@ -65,17 +66,8 @@ export interface PageFetcherDeps {
 }
 
 const SNIPPET_BYTES = 512;
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.href;
-  } catch {
-    return url;
-  }
-}
+/** Request headers that carry no credentials (every other one may: the auth header). */
+const PLAIN_HEADERS = new Set(['accept', 'user-agent', 'content-type']);
 
 async function readBody(
   body: AsyncIterable<Uint8Array> & { destroy(): void },
@@ -117,7 +109,13 @@ export async function fetchPage(url: string, signal: AbortSignal, deps: PageFetc
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
   const backoff = deps.backoff ?? DEFAULT_POLL_BACKOFF;
-  const shown = redact(url);
+  // What error messages (and so logs) show of the request: credentials masked, the API's answer too
+  // (an error body may echo the request's headers or carry tokens of its own).
+  const shown = redactUrl(url);
+  const secrets = Object.entries(deps.headersFor(url))
+    .filter(([name]) => !PLAIN_HEADERS.has(name.toLowerCase()))
+    .flatMap(([, value]) => credentialSecrets(value));
+  const masked = (text: string) => redact(text, { secrets });
   let last: PollRequestError | undefined;
   for (let attempt = 1; attempt <= deps.maxAttempts; attempt++) {
     signal.throwIfAborted();
@@ -150,7 +148,7 @@ export async function fetchPage(url: string, signal: AbortSignal, deps: PageFetc
         'network_error',
         timedOut
           ? `GET ${shown} got no answer within ${deps.timeoutMs} ms`
-          : `GET ${shown} failed: ${e.code ? `${e.code} ` : ''}${e.message}`,
+          : `GET ${shown} failed: ${e.code ? `${e.code} ` : ''}${masked(e.message)}`,
         { cause: err },
       );
       if (attempt < deps.maxAttempts) {
@@ -169,7 +167,7 @@ export async function fetchPage(url: string, signal: AbortSignal, deps: PageFetc
         throw new PollRequestError(
           POLL_ERROR_CODES.network,
           'network_error',
-          `GET ${shown}: the response body broke off: ${(cause as Error).message}`,
+          `GET ${shown}: the response body broke off: ${masked((cause as Error).message)}`,
           { cause },
         );
       });
@@ -192,12 +190,12 @@ export async function fetchPage(url: string, signal: AbortSignal, deps: PageFetc
         throw new PollRequestError(
           POLL_ERROR_CODES.invalidResponse,
           'invalid_response',
-          `GET ${shown} answered ${res.statusCode} with a body that is not JSON (${header(res.headers, 'content-type') ?? 'no content-type'}): ${(cause as Error).message}`,
+          `GET ${shown} answered ${res.statusCode} with a body that is not JSON (${header(res.headers, 'content-type') ?? 'no content-type'}): ${masked((cause as Error).message)}`,
           { cause, status: res.statusCode },
         );
       }
     }
-    const text = await snippet(res.body);
+    const text = masked(await snippet(res.body));
     if (cls === 'rejected') {
       throw new PollRequestError(
         POLL_ERROR_CODES.http,

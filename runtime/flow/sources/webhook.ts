@@ -1,6 +1,9 @@
-// Webhook source: verify the signature on the raw body, then put the payload on the flow stream
-// with the channel's delivery id as Nats-Msg-Id. 202 only once JetStream has it; 503 while NATS is
-// unreachable so the channel retries; 401/400/413 publish nothing.
+// Webhook source: verify the signature on the raw body, then put the payload on the flow stream.
+// Signed requests are deduplicated (Nats-Msg-Id) by a digest of what the signature covers, not by
+// the channel's delivery id, which is not signed: a captured webhook replayed with a new
+// X-Shopify-Webhook-Id within the duplicate window is stored once (ingest.ts webhookIds). The
+// delivery id travels as Tally-Source-Msg-Id, the id the event is known by. 202 only once
+// JetStream has it; 503 while NATS is unreachable so the channel retries; 401/400/413 publish nothing.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FlowWorkerConfig } from '../../../api/worker-config.ts';
 import type { BusWriter } from '../../bus/types.ts';
@@ -8,7 +11,7 @@ import { BodyError, BodyErrorCode, readBody } from '../../http/body.ts';
 import { sendJson } from '../../http/server.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { FlowMetrics } from '../../telemetry/metrics.ts';
-import { ingestHeaders, KEPT_WEBHOOK_HEADERS, webhookMsgId } from '../ingest.ts';
+import { ingestHeaders, KEPT_WEBHOOK_HEADERS, webhookIds } from '../ingest.ts';
 import type { IngestRouter } from '../partition.ts';
 import { verifySignature } from '../signature.ts';
 import { traceFromHeader } from '../trace.ts';
@@ -93,7 +96,9 @@ export function createWebhookHandler(deps: WebhookDeps) {
       return reply(res, 503, { error: 'message bus unavailable; retry' }, { 'retry-after': RETRY_AFTER_S });
     }
 
-    const msgId = webhookMsgId(req.headers, body);
+    const { msgId, deliveryId } = webhookIds(source.signature, req.headers, body);
+    /** The id the event is known by: the channel's delivery id, else the dedupe id. */
+    const sourceMsgId = deliveryId ?? msgId;
     const incoming = req.headers.traceparent;
     const trace = traceFromHeader(Array.isArray(incoming) ? incoming[0] : incoming);
     const kept: Record<string, string> = {};
@@ -102,16 +107,22 @@ export function createWebhookHandler(deps: WebhookDeps) {
       const value = Array.isArray(v) ? v[0] : v;
       if (value && !/[\r\n]/.test(value)) kept[name] = value.slice(0, 1024);
     }
-    const log = logger.child({ sourceMsgId: msgId, traceId: trace.traceId });
+    const log = logger.child({ sourceMsgId, traceId: trace.traceId });
     try {
       const { subject } = await deps.route(body, parsed);
       const ack = await bus.publish(subject, body, {
         msgId,
-        headers: ingestHeaders({ source: 'webhook', trace, receivedAt: new Date(now()), kept }),
+        headers: ingestHeaders({
+          source: 'webhook',
+          trace,
+          receivedAt: new Date(now()),
+          kept,
+          ...(deliveryId ? { sourceMsgId: deliveryId } : {}),
+        }),
       });
       metrics.received('webhook', ack.duplicate);
-      log.debug({ seq: ack.seq, duplicate: ack.duplicate }, 'webhook accepted');
-      return reply(res, 202, { id: msgId, duplicate: ack.duplicate });
+      log.debug({ seq: ack.seq, msgId, duplicate: ack.duplicate }, 'webhook accepted');
+      return reply(res, 202, { id: sourceMsgId, duplicate: ack.duplicate });
     } catch (err) {
       log.error({ err }, 'webhook could not be stored; answering 503 so the channel retries');
       return reply(res, 503, { error: 'message bus unavailable; retry' }, { 'retry-after': RETRY_AFTER_S });
