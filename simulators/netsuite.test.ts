@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type SignatureSettings, verifySignature } from '../runtime/flow/signature.ts';
+import { type SignatureSettings, verifySignature } from '../runtime/flow/sources/webhook-signature.ts';
 import { type NetSuiteSimulator, type NetSuiteSimulatorOptions, startNetSuiteSimulator } from './netsuite.ts';
 import { startReceiver } from './receiver.ts';
 

@@ -544,7 +544,7 @@ export async function startNetSuiteSimulator(
     let status: number | undefined;
     const target = eventsTarget;
     if (target) {
-      // Same construction runtime/flow/signature.ts verifies: hex HMAC-SHA256 over `${timestamp}.${body}`.
+      // Same construction runtime/flow/sources/webhook-signature.ts verifies: hex HMAC-SHA256 over `${timestamp}.${body}`.
       headers['x-signature'] = createHmac('sha256', target.secret)
         .update(`${timestamp}.${body}`)
         .digest('hex');

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { verifySignature } from '../runtime/flow/signature.ts';
+import { verifySignature } from '../runtime/flow/sources/webhook-signature.ts';
 import { startReceiver } from './receiver.ts';
 import { type ShopifyOrder, type ShopifySimulator, startShopifySimulator } from './shopify.ts';
 

@@ -21,7 +21,7 @@ import {
   readBatchFile,
 } from '../../runtime/flow/batch/reader.ts';
 import { INGEST_HEADERS } from '../../runtime/flow/ingest.ts';
-import { TokenBucket } from '../../runtime/flow/limits.ts';
+import { TokenBucket } from '../../runtime/flow/sinks/limits.ts';
 import { STATE_ERROR_CODES, type StateStore, StateStoreError } from '../../runtime/flow/state/kv-store.ts';
 import { formatTraceparent, traceFromSeed } from '../../runtime/flow/trace.ts';
 

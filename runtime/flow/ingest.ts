@@ -1,8 +1,8 @@
 // Putting a source payload on the flow stream: the dedupe id (Nats-Msg-Id) and the headers that
 // travel with it. Pure helpers; the sources do the I/O.
 import { createHash } from 'node:crypto';
-import { DLQ_HEADERS } from './dead-letter.ts';
-import { headerValue, type SignatureScheme } from './signature.ts';
+import { DLQ_HEADERS } from './dead-letters/headers.ts';
+import { headerValue, type SignatureScheme } from './sources/webhook-signature.ts';
 import { formatTraceparent, type TraceContext } from './trace.ts';
 
 /** Headers a channel uses for its own delivery id, first match wins (Shopify, then the common one). */

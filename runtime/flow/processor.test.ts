@@ -7,7 +7,7 @@ import { MemoryBus, type MemoryConsumer } from '../bus/memory.ts';
 import type { BusMessage } from '../bus/types.ts';
 import { compileMapping } from '../mapping/index.ts';
 import { createFlowMetrics } from '../telemetry/metrics.ts';
-import { DLQ_HEADERS } from './dead-letter.ts';
+import { DLQ_HEADERS } from './dead-letters/headers.ts';
 import { FlowErrorCode, SinkError } from './errors.ts';
 import { AttemptLedger, attemptsOf, createProcessor, type Outcome } from './processor.ts';
 import type { Sink } from './sinks/types.ts';

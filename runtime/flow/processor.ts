@@ -36,7 +36,7 @@ import type { FlowMetrics } from '../telemetry/metrics.ts';
 import type { XrefSource } from '../xref/context.ts';
 import { nakDelayMs, retryDelayMs } from './backoff.ts';
 import { type Failure, isSinkWait } from './classify.ts';
-import { DLQ_HEADERS, deadLetterHeaders, deadLetterMsgId } from './dead-letter.ts';
+import { DLQ_HEADERS, deadLetterHeaders, deadLetterMsgId } from './dead-letters/headers.ts';
 import { SinkError } from './errors.ts';
 import { INGEST_HEADERS, usableId } from './ingest.ts';
 import { redact } from './redact.ts';

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { integrationFlowSpecSchema } from '../../api/integration-flow.ts';
 import { renderWorkerConfig } from '../../operator/render/worker-config.ts';
-import { DLQ_HEADERS } from '../../runtime/flow/dead-letter.ts';
+import { DLQ_HEADERS } from '../../runtime/flow/dead-letters/headers.ts';
 import { type FlowWorkerHandle, runFlowWorker } from '../../runtime/flow/worker.ts';
 import { type NatsServerHandle, startNatsServer } from '../harness/nats.ts';
 import { provision } from './support/flow-delivery.ts';

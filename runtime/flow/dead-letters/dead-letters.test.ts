@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { BusMessage } from '../../bus/types.ts';
-import { DLQ_HEADERS, deadLetterHeaders } from '../dead-letter.ts';
 import { eventId } from '../envelope.ts';
 import { sourceMsgIdOf } from '../processor.ts';
 import { matchesFilter, parseDurationMs, parseTimeBound } from './filter.ts';
+import { DLQ_HEADERS, deadLetterHeaders } from './headers.ts';
 import { header, originalSourceMsgId, summarize } from './record.ts';
 import { REPLAY_HEADERS, replayHeaders, replayMsgId } from './replay.ts';
 

@@ -1,7 +1,7 @@
 // A dead letter as `tally dlq` sees it: the stored message (original payload and headers plus the
 // DLQ_HEADERS the worker added) and a summary of why it failed. Pure: the store does the I/O.
 import type { BusHeaders } from '../../bus/types.ts';
-import { DLQ_HEADERS } from '../dead-letter.ts';
+import { DLQ_HEADERS } from './headers.ts';
 
 export interface DeadLetterSummary {
   /** Sequence in the flow's dead-letter stream. */

@@ -5,7 +5,7 @@
 // sees the same key again and does not apply it twice. Pure.
 import { randomBytes } from 'node:crypto';
 import type { BusHeaders } from '../../bus/types.ts';
-import { DLQ_HEADERS } from '../dead-letter.ts';
+import { DLQ_HEADERS } from './headers.ts';
 
 export const REPLAY_HEADERS = {
   /** The id the payload was first ingested under (the processor prefers it to Nats-Msg-Id). */

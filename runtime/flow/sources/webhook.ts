@@ -13,8 +13,8 @@ import type { Logger } from '../../telemetry/logger.ts';
 import type { FlowMetrics } from '../../telemetry/metrics.ts';
 import { ingestHeaders, KEPT_WEBHOOK_HEADERS, webhookIds } from '../ingest.ts';
 import type { IngestRouter } from '../partition.ts';
-import { verifySignature } from '../signature.ts';
 import { traceFromHeader } from '../trace.ts';
+import { verifySignature } from './webhook-signature.ts';
 
 export type WebhookSourceConfig = Extract<FlowWorkerConfig['source'], { type: 'webhook' }>;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DLQ_HEADERS, deadLetterHeaders, deadLetterMsgId, singleLine } from './dead-letter.ts';
+import { DLQ_HEADERS, deadLetterHeaders, deadLetterMsgId, singleLine } from './headers.ts';
 
 describe('deadLetterHeaders', () => {
   const input = {

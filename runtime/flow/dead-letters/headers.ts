@@ -1,6 +1,6 @@
 // What a dead-lettered message carries: the original payload and headers, plus why it failed,
 // how often it was tried and when, so `tally dlq` can show it and replay it.
-import type { BusHeaders } from '../bus/types.ts';
+import type { BusHeaders } from '../../bus/types.ts';
 
 export const DLQ_HEADERS = {
   errorClass: 'Tally-Error-Class',

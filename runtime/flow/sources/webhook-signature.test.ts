@@ -1,6 +1,11 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { headerValue, parseTimestampMs, type SignatureSettings, verifySignature } from './signature.ts';
+import {
+  headerValue,
+  parseTimestampMs,
+  type SignatureSettings,
+  verifySignature,
+} from './webhook-signature.ts';
 
 const secret = 'shh';
 const body = Buffer.from('{"id":1}');
