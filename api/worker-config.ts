@@ -1,10 +1,12 @@
 // The contract between operator and worker: one validated object, rendered by the operator into
 // a ConfigMap and read by `tally runtime --config FILE`. Secrets never appear here: the config
 // names environment variables that the Deployment fills from secretKeyRefs.
+
 import { z } from 'zod';
 import { CANONICAL_ENTITIES } from './canonical/index.ts';
 import { OUTPUT_FORMATS } from './canonical-mapping.ts';
 import { API_VERSION } from './common.ts';
+import { TallyError } from './errors.ts';
 import {
   AUTH_TYPES,
   deliverySchema,
@@ -191,7 +193,7 @@ export type FlowWorkerConfig = z.output<typeof flowWorkerConfigSchema>;
 export const workerConfigSchema = flowWorkerConfigSchema;
 export type WorkerConfig = FlowWorkerConfig;
 
-export class WorkerConfigError extends Error {
+export class WorkerConfigError extends TallyError {
   override name = 'WorkerConfigError';
   readonly code = 'WORKER_CONFIG_INVALID';
 }

@@ -3,6 +3,7 @@
 // dir, loopback ports the server picks itself (read from its ports file, so no race for a port), and
 // gone with its temp dir when stop() is called, or when this process dies in any way (a guard).
 // Node built-ins only: no runtime or test code.
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
   accessSync,
@@ -18,6 +19,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { CodedError } from '../api/errors.ts';
 
 export const EMBEDDED_NATS_ERROR_CODES = {
   missing: 'NATS_SERVER_MISSING',
@@ -25,13 +27,8 @@ export const EMBEDDED_NATS_ERROR_CODES = {
 } as const;
 type EmbeddedNatsErrorCode = (typeof EMBEDDED_NATS_ERROR_CODES)[keyof typeof EMBEDDED_NATS_ERROR_CODES];
 
-export class EmbeddedNatsError extends Error {
+export class EmbeddedNatsError extends CodedError<EmbeddedNatsErrorCode> {
   override name = 'EmbeddedNatsError';
-  readonly code: EmbeddedNatsErrorCode;
-  constructor(code: EmbeddedNatsErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-  }
 }
 
 /** Where tools/install.sh links the pinned binaries. */

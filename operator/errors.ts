@@ -1,5 +1,6 @@
 // Reconcile outcomes that are errors: throw = retry with backoff; TerminalError = do not retry,
 // wait for the resource to change (controller-runtime's reconcile.TerminalError).
+import { TallyError } from '../api/errors.ts';
 import type { FlowReason } from './reconcile/flow.ts';
 import type { MappingReason } from './reconcile/mapping.ts';
 import type { PolicyReason } from './reconcile/policy.ts';
@@ -14,7 +15,7 @@ export type TerminalReason = FlowReason | MappingReason | PolicyReason;
  * mapping, a setting JetStream cannot change). Its status already says so (Stalled, `reason`);
  * the controller counts it with the same reason and waits for the next change instead of retrying.
  */
-export class TerminalError extends Error {
+export class TerminalError extends TallyError {
   override name = 'TerminalError';
   readonly code = OPERATOR_ERROR_CODES.terminal;
   readonly reason: TerminalReason;
@@ -25,7 +26,7 @@ export class TerminalError extends Error {
   }
 }
 
-export class LookupNotFoundError extends Error {
+export class LookupNotFoundError extends TallyError {
   override name = 'LookupNotFoundError';
   readonly code = OPERATOR_ERROR_CODES.lookup;
 }

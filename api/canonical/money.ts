@@ -1,6 +1,8 @@
 // Exact money: a decimal string plus an ISO 4217 currency. Arithmetic happens in integer
 // minor units (bigint), never in binary floating point.
+
 import { z } from 'zod';
+import { TallyError } from '../errors.ts';
 
 /**
  * ISO 4217 List One as published on 2026-01-01: every active currency code with its minor-unit
@@ -84,7 +86,7 @@ export function minorDigits(currency: string): number {
   return MINOR_DIGITS.get(currency) ?? 2;
 }
 
-export class MoneyPrecisionError extends Error {
+export class MoneyPrecisionError extends TallyError {
   override name = 'MoneyPrecisionError';
   readonly code = 'MONEY_PRECISION';
 }

@@ -8,9 +8,11 @@
 //   stream would store it again (the sinks' idempotency keys would still catch it).
 // Bad rows (CSV with the wrong column count or broken quoting, lines that are not a JSON object) are
 // skipped and reported with their line; they never reach the flow.
+
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { TallyError } from '../../api/errors.ts';
 import { retryDelayMs } from '../../runtime/backoff.ts';
 import {
   BATCH_ERROR_CODES,
@@ -31,7 +33,7 @@ export const BACKFILL_ERROR_CODES = {
   concurrent: 'BACKFILL_CONCURRENT_RUN',
 } as const;
 
-export class BackfillError extends Error {
+export class BackfillError extends TallyError {
   override name = 'BackfillError';
   readonly code: (typeof BACKFILL_ERROR_CODES)[keyof typeof BACKFILL_ERROR_CODES];
   constructor(code: BackfillError['code'], message: string, options?: ErrorOptions) {

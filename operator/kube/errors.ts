@@ -1,7 +1,8 @@
+import { TallyError } from '../../api/errors.ts';
 export const KUBE_ERROR_CODES = { api: 'KUBE_API', transport: 'KUBE_TRANSPORT' } as const;
 
 /** The apiserver answered with an error status (the body is a metav1.Status). */
-export class KubeApiError extends Error {
+export class KubeApiError extends TallyError {
   override name = 'KubeApiError';
   readonly code = KUBE_ERROR_CODES.api;
   readonly status: number;
@@ -14,7 +15,7 @@ export class KubeApiError extends Error {
 }
 
 /** The apiserver could not be reached or the connection broke. */
-export class KubeTransportError extends Error {
+export class KubeTransportError extends TallyError {
   override name = 'KubeTransportError';
   readonly code = KUBE_ERROR_CODES.transport;
 }

@@ -5,13 +5,15 @@
 // character. Decoding each chunk on its own turns both halves into U+FFFD, and "Müller" reaches
 // the informer cache (and from there WorkerConfigs) as "M��ller". A streaming TextDecoder holds
 // the incomplete bytes back until the rest of the character arrives.
+import { TallyError } from '../../api/errors.ts';
 
 /** How much of a bad line goes into an error message: enough to recognise it, not a whole object. */
 const MAX_QUOTED = 200;
 
 /** A line of the watch stream that is not JSON; `line` is all of it, the message quotes the start. */
-export class WatchLineError extends Error {
+export class WatchLineError extends TallyError {
   override name = 'WatchLineError';
+  readonly code = 'KUBE_WATCH_LINE_INVALID';
   readonly line: string;
   constructor(line: string, cause: unknown) {
     const reason = cause instanceof Error ? cause.message : String(cause);

@@ -1,5 +1,6 @@
 // Makes a flow's JetStream resources match its spec: the ingest stream, the dead-letter stream
 // and the shared durable consumer. Idempotent; updates in place what JetStream allows to change.
+
 import {
   type ConsumerAPI,
   type ConsumerConfig,
@@ -13,6 +14,7 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { TallyError } from '../../api/errors.ts';
 import type { IntegrationFlowSpec } from '../../api/integration-flow.ts';
 import { canonicalStreamConfig, policyNames, reconStreamConfig } from '../../runtime/nats/canonical.ts';
 import {
@@ -33,13 +35,13 @@ export const NATS_ERROR_CODES = {
   immutable: 'NATS_IMMUTABLE_SETTING',
 } as const;
 
-export class NatsUnavailableError extends Error {
+export class NatsUnavailableError extends TallyError {
   override name = 'NatsUnavailableError';
   readonly code = NATS_ERROR_CODES.unavailable;
 }
 
 /** A change JetStream cannot apply in place (e.g. storage type): the user must act. */
-export class NatsImmutableSettingError extends Error {
+export class NatsImmutableSettingError extends TallyError {
   override name = 'NatsImmutableSettingError';
   readonly code = NATS_ERROR_CODES.immutable;
 }

@@ -14,9 +14,9 @@ import {
   ensureNamespaceStreams,
   NatsImmutableSettingError,
 } from '../nats/provisioner.ts';
-import { renderFlowObjects } from '../render/worker-objects.ts';
 import { FINALIZER, flowWorkerName } from '../render/labels.ts';
 import { type ResolvedOutboundMapping, renderWorkerConfig } from '../render/worker-config.ts';
+import { renderFlowObjects } from '../render/worker-objects.ts';
 import type { Outcome } from '../status/conditions.ts';
 import { describeSpecIssues } from '../status/spec-issues.ts';
 import {

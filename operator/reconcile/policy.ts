@@ -10,9 +10,9 @@ import { addFinalizer, removeFinalizer } from '../finalizer.ts';
 import { isNotFound } from '../kube/errors.ts';
 import { CONFIG_MAPS, DEPLOYMENTS, RECONCILIATION_POLICIES } from '../kube/resources.ts';
 import { deletePolicyNats, ensureNamespaceStreams } from '../nats/provisioner.ts';
-import { renderPolicyObjects } from '../render/worker-objects.ts';
 import { FINALIZER, policyWorkerName } from '../render/labels.ts';
 import { renderPolicyWorkerConfig } from '../render/worker-config.ts';
+import { renderPolicyObjects } from '../render/worker-objects.ts';
 import { describeSpecIssues } from '../status/spec-issues.ts';
 import {
   type ReconcileContext,

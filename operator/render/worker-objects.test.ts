@@ -4,8 +4,8 @@ import * as yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { canonicalMappingSpecSchema } from '../../api/canonical-mapping.ts';
 import { integrationFlowSpecSchema } from '../../api/integration-flow.ts';
-import { renderFlowObjects } from './worker-objects.ts';
 import { renderWorkerConfig } from './worker-config.ts';
+import { renderFlowObjects } from './worker-objects.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const load = (f: string) => yaml.load(readFileSync(join(root, 'examples', f), 'utf8')) as { spec: unknown };

@@ -1,4 +1,5 @@
 // Errors of the bus: what failed in terms the flow can act on (retry later vs. misconfiguration).
+import { CodedError } from '../../api/errors.ts';
 
 export const BusErrorCode = {
   /** No stream captures the subject (JetStream "no responders"). */
@@ -12,11 +13,6 @@ export const BusErrorCode = {
 } as const;
 export type BusErrorCode = (typeof BusErrorCode)[keyof typeof BusErrorCode];
 
-export class BusError extends Error {
+export class BusError extends CodedError<BusErrorCode> {
   override name = 'BusError';
-  readonly code: BusErrorCode;
-  constructor(code: BusErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-  }
 }

@@ -1,5 +1,6 @@
 // Errors of the flow worker. Each failure of a message is classified into a bounded `reason`
 // (a metric label and the Tally-Error-Reason header) and permanent vs transient.
+import { CodedError, TallyError } from '../../api/errors.ts';
 
 export const FlowErrorCode = {
   InvalidJson: 'FLOW_INVALID_JSON',
@@ -27,13 +28,13 @@ export const FlowErrorCode = {
 export type FlowErrorCode = (typeof FlowErrorCode)[keyof typeof FlowErrorCode];
 
 /** The source payload is not JSON: retrying cannot help. */
-export class PayloadError extends Error {
+export class PayloadError extends TallyError {
   override name = 'PayloadError';
   readonly code = FlowErrorCode.InvalidJson;
 }
 
 /** The mapped event does not form a valid CloudEvents envelope (a mapping or config bug). */
-export class EnvelopeError extends Error {
+export class EnvelopeError extends TallyError {
   override name = 'EnvelopeError';
   readonly code = FlowErrorCode.InvalidEnvelope;
 }
@@ -49,7 +50,7 @@ export interface SinkErrorDetails {
 }
 
 /** A sink did not take the event: transient (retry later) or permanent (dead-letter). */
-export class SinkError extends Error {
+export class SinkError extends TallyError {
   override name = 'SinkError';
   readonly code: FlowErrorCode;
   readonly sink: string;
@@ -67,11 +68,6 @@ export class SinkError extends Error {
 }
 
 /** The worker cannot start with this config or environment; the message says what to set. */
-export class WorkerStartupError extends Error {
+export class WorkerStartupError extends CodedError<FlowErrorCode> {
   override name = 'WorkerStartupError';
-  readonly code: FlowErrorCode;
-  constructor(code: FlowErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-  }
 }

@@ -2,7 +2,9 @@
 // spread keys over `delivery.partitions` subjects by a stable hash, so every event of one key lands
 // on one partition, whose consumer hands out one message at a time (docs/delivery.md). Every
 // source calls the same router, so a key never depends on where the event came in.
+
 import jsonata from 'jsonata';
+import { TallyError } from '../../api/errors.ts';
 import { EVALUATE_ENTRY_HOOK, evaluationGuard } from '../mapping/evaluation-guard.ts';
 import type { Logger } from '../telemetry/logger.ts';
 
@@ -32,7 +34,7 @@ export function keyText(value: unknown): string | undefined {
   return JSON.stringify(value);
 }
 
-export class PartitionKeyError extends Error {
+export class PartitionKeyError extends TallyError {
   override name = 'PartitionKeyError';
   readonly code = 'FLOW_PARTITION_KEY_INVALID';
 }

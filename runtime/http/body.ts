@@ -1,6 +1,8 @@
 // Reading a request body with a hard size limit: a declared Content-Length over the limit is
 // refused before reading anything; a streamed body stops at the limit.
+
 import type { IncomingMessage } from 'node:http';
+import { CodedError } from '../../api/errors.ts';
 
 export const BodyErrorCode = {
   TooLarge: 'BODY_TOO_LARGE',
@@ -8,13 +10,8 @@ export const BodyErrorCode = {
 } as const;
 export type BodyErrorCode = (typeof BodyErrorCode)[keyof typeof BodyErrorCode];
 
-export class BodyError extends Error {
+export class BodyError extends CodedError<BodyErrorCode> {
   override name = 'BodyError';
-  readonly code: BodyErrorCode;
-  constructor(code: BodyErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-  }
 }
 
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {

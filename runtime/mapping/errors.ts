@@ -1,7 +1,9 @@
 // The ways a mapping can fail. Every one is permanent: the same mapping given the same payload fails the
 // same way, so a worker dead-letters the message instead of retrying it. `reason` is a bounded label,
 // shared by logs, the dead-letter record and the `reason` label of the failure metrics.
+
 import type { z } from 'zod';
+import { TallyError } from '../../api/errors.ts';
 import { formatPath } from './paths.ts';
 
 export const MAPPING_ERROR_CODES = {
@@ -28,8 +30,8 @@ export interface SourceLocation {
   token?: string;
 }
 
-export abstract class MappingError extends Error {
-  abstract readonly code: MappingErrorCode;
+export abstract class MappingError extends TallyError {
+  abstract override readonly code: MappingErrorCode;
   abstract readonly reason: MappingErrorReason;
   /** Retrying cannot help: the mapping or the payload has to change. */
   readonly permanent = true;

@@ -1,5 +1,6 @@
 // Errors of the worker shell and the JetStream resources a worker relies on: each with a stable
 // code, the cause kept, and a message that names the resource and what to do.
+import { CodedError } from '../../api/errors.ts';
 
 export const WorkerErrorCode = {
   /** A stream the worker reads does not exist (the operator, or `tally run`, creates it). */
@@ -9,11 +10,6 @@ export const WorkerErrorCode = {
 } as const;
 export type WorkerErrorCode = (typeof WorkerErrorCode)[keyof typeof WorkerErrorCode];
 
-export class WorkerError extends Error {
+export class WorkerError extends CodedError<WorkerErrorCode> {
   override name = 'WorkerError';
-  readonly code: WorkerErrorCode;
-  constructor(code: WorkerErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-  }
 }

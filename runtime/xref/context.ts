@@ -5,6 +5,7 @@
 // records it and suspends the evaluation (EvaluationSuspended); withXrefs() fetches what was asked
 // and evaluates again. A mapping needing k references evaluates at most k+1 times, and every
 // evaluation sees the same answers (nothing fetched changes within one event).
+import { TallyError } from '../../api/errors.ts';
 import { EvaluationSuspended, MappingEvaluationError } from '../mapping/errors.ts';
 import type { MappingFunction } from '../mapping/functions.ts';
 import { TALLY_SYSTEM } from './keys.ts';
@@ -21,7 +22,7 @@ export interface XrefSource {
 export const XREF_ERROR_CODE = 'XREF_MISSING';
 
 /** A reference this event needs is not in the store yet: transient, retried with backoff. */
-export class XrefMissingError extends Error {
+export class XrefMissingError extends TallyError {
   override name = 'XrefMissingError';
   readonly code = XREF_ERROR_CODE;
   readonly permanent = false;

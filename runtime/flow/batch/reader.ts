@@ -1,8 +1,10 @@
 // Batch files as a stream of rows: CSV (header row, RFC 4180) or JSON lines, each good row turned
 // into one JSON record with its line number; bad rows carry the reason instead. Streams the file,
 // so memory stays flat whatever its size.
+
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { TallyError } from '../../../api/errors.ts';
 import { CsvParser, csvRowToRecord, headerProblem } from './csv.ts';
 
 export type BatchFormat = 'csv' | 'jsonl';
@@ -14,7 +16,7 @@ export const BATCH_ERROR_CODES = {
 } as const;
 
 /** The file as a whole cannot be read as a batch (no header, unreadable, unknown format). */
-export class BatchFileError extends Error {
+export class BatchFileError extends TallyError {
   override name = 'BatchFileError';
   readonly code: (typeof BATCH_ERROR_CODES)[keyof typeof BATCH_ERROR_CODES];
   constructor(code: BatchFileError['code'], message: string, options?: ErrorOptions) {

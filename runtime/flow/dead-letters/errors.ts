@@ -1,4 +1,5 @@
 // Errors of reading and replaying dead letters: each says what is wrong and how to fix it.
+import { CodedError } from '../../../api/errors.ts';
 
 export const DeadLetterErrorCode = {
   /** NATS cannot be reached (or has no JetStream). */
@@ -12,11 +13,6 @@ export const DeadLetterErrorCode = {
 } as const;
 export type DeadLetterErrorCode = (typeof DeadLetterErrorCode)[keyof typeof DeadLetterErrorCode];
 
-export class DeadLetterError extends Error {
+export class DeadLetterError extends CodedError<DeadLetterErrorCode> {
   override name = 'DeadLetterError';
-  readonly code: DeadLetterErrorCode;
-  constructor(code: DeadLetterErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-  }
 }

@@ -12,6 +12,7 @@
 //   rely on it. Start-up code lists such sinks with natsSinksWithoutStream() to say so.
 
 import { idempotencyKey } from '../../../api/envelope.ts';
+import { TallyError } from '../../../api/errors.ts';
 import type { FlowWorkerConfig } from '../../../api/worker-config.ts';
 import type { BusWriter } from '../../bus/types.ts';
 import { CANONICAL_SINK_NAME } from '../../nats/canonical.ts';
@@ -27,7 +28,7 @@ export const STREAM_LOOKUP_TTL_MS = 30_000;
 export const NATS_SINK_ERROR_CODES = { noStream: 'FLOW_SINK_NO_STREAM' } as const;
 
 /** A NATS sink that must store its events has no stream capturing its subject: a configuration error. */
-export class NatsSinkNoStreamError extends Error {
+export class NatsSinkNoStreamError extends TallyError {
   override name = 'NatsSinkNoStreamError';
   readonly code = NATS_SINK_ERROR_CODES.noStream;
   readonly sink: string;

@@ -16,7 +16,9 @@
 // The client secret, the Authorization header and tokens never reach a message: server-supplied
 // text is reduced to the `error` code and a sanitised, truncated error_description with the secret
 // redacted, and no error keeps the request or the response as a property or cause.
+
 import { Agent, type Dispatcher, request } from 'undici';
+import { TallyError } from '../../../api/errors.ts';
 import { classifyHttpStatus, parseRetryAfterMs } from '../classify.ts';
 
 export interface OAuth2ClientCredentials {
@@ -71,7 +73,7 @@ export interface OAuth2ErrorDetails {
 }
 
 /** No token: refused (fix the config), unavailable (retry later) or an unusable answer. */
-export class OAuth2Error extends Error {
+export class OAuth2Error extends TallyError {
   override name = 'OAuth2Error';
   readonly code: OAuth2ErrorCode;
   readonly permanent: boolean;

@@ -4,6 +4,7 @@
 // URL parsing resolves as a dot segment even when percent-encoded) is refused, so an event can
 // never choose where a request goes.
 
+import { TallyError } from '../../../api/errors.ts';
 import { URL_PLACEHOLDER } from '../../../api/integration-flow.ts';
 
 /** The value URL-encoded; undefined for one that would be read as a dot segment. */
@@ -12,8 +13,9 @@ export function encodeSegmentValue(value: string): string | undefined {
   return encodeURIComponent(value);
 }
 
-export class UrlTemplateError extends Error {
+export class UrlTemplateError extends TallyError {
   override name = 'UrlTemplateError';
+  readonly code = 'URL_TEMPLATE_VALUE';
   readonly missing: string;
   constructor(message: string, missing: string) {
     super(message);

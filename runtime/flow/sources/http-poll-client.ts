@@ -2,7 +2,9 @@
 // 429/503 (after Retry-After), 408/5xx and network errors (exponential backoff with jitter), and
 // given up after a few attempts so the cycle ends and the next one starts later. Never a tight loop:
 // every retry waits.
+
 import { type Agent, request } from 'undici';
+import { TallyError } from '../../../api/errors.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import { credentialSecrets, redact, redactUrl } from '../redact.ts';
 import {
@@ -24,7 +26,7 @@ export const POLL_ERROR_CODES = {
 } as const;
 
 /** A page could not be fetched; `outcome` is the poll-cycle outcome it leads to. */
-export class PollRequestError extends Error {
+export class PollRequestError extends TallyError {
   override name = 'PollRequestError';
   readonly code: (typeof POLL_ERROR_CODES)[keyof typeof POLL_ERROR_CODES];
   readonly outcome: PollOutcome;

@@ -15,12 +15,14 @@
 // - Rate limits: quota headers pause requests until the reset, 429/503 wait for Retry-After, 5xx
 //   and network errors back off exponentially with jitter; a failed cycle is retried later, never in
 //   a tight loop.
+
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import jsonata from 'jsonata';
 import { Agent } from 'undici';
 import { durationMs } from '../../../api/common.ts';
+import { TallyError } from '../../../api/errors.ts';
 import type { FlowWorkerConfig } from '../../../api/worker-config.ts';
 import { BusError } from '../../bus/errors.ts';
 import type { BusWriter } from '../../bus/types.ts';
@@ -61,7 +63,7 @@ export const POLL_STATE_KEYS = { cursor: 'poll.cursor', lease: 'poll.lease' } as
 export const POLL_CONFIG_ERROR_CODE = 'FLOW_POLL_CONFIG_INVALID';
 
 /** The polling source's configuration cannot work; the message names the field to fix. */
-export class HttpPollConfigError extends Error {
+export class HttpPollConfigError extends TallyError {
   override name = 'HttpPollConfigError';
   readonly code = POLL_CONFIG_ERROR_CODE;
 }

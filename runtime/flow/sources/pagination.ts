@@ -1,6 +1,7 @@
 // Pagination of a polled REST listing, as pure functions: the URL of the first page, and from one
 // response the URL of the next page (RFC 8288 Link rel="next", a next token, or page numbers until
 // an empty page). The poller does the I/O and evaluates the token path; nothing here fetches.
+import { TallyError } from '../../../api/errors.ts';
 
 export type PaginationType = 'none' | 'linkHeader' | 'nextToken' | 'pageNumber';
 
@@ -23,7 +24,7 @@ export const PAGINATION_ERROR_CODES = {
 } as const;
 
 /** The response named a next page that cannot be requested (not a URL, another scheme). */
-export class PaginationError extends Error {
+export class PaginationError extends TallyError {
   override name = 'PaginationError';
   readonly code = PAGINATION_ERROR_CODES.invalidNext;
 }

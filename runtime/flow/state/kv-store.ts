@@ -2,8 +2,10 @@
 // cursor and lease, backfill progress. JSON values with compare-and-set on the revision, so two
 // writers never silently overwrite each other. The bucket is created on first use (the operator
 // deletes it with the flow).
+
 import { type KV, type KvEntry, Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { CodedError } from '../../../api/errors.ts';
 
 export const STATE_ERROR_CODES = {
   unavailable: 'STATE_UNAVAILABLE',
@@ -12,13 +14,8 @@ export const STATE_ERROR_CODES = {
 } as const;
 export type StateErrorCode = (typeof STATE_ERROR_CODES)[keyof typeof STATE_ERROR_CODES];
 
-export class StateStoreError extends Error {
+export class StateStoreError extends CodedError<StateErrorCode> {
   override name = 'StateStoreError';
-  readonly code: StateErrorCode;
-  constructor(code: StateErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.code = code;
-  }
 }
 
 export interface StateEntry<T> {

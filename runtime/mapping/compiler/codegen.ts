@@ -9,6 +9,7 @@
 // Where exactness would need the interpreter's dynamic machinery (tuple streams, recursion, function
 // values, regexes...), the compiler refuses the whole expression (throws Unsupported) and the caller
 // keeps the interpreter.
+import { TallyError } from '../../../api/errors.ts';
 import {
   builtin,
   CLOCK,
@@ -51,7 +52,7 @@ export interface AstNode {
 }
 
 /** The compiler declines: the reason says which construct, for logs and the conformance report. */
-export class Unsupported extends Error {
+export class Unsupported extends TallyError {
   override name = 'Unsupported';
   readonly code = 'FAST_PATH_UNSUPPORTED';
 }

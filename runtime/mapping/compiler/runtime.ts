@@ -3,6 +3,7 @@
 // quirks: sequences are arrays flagged `sequence`, arrays built by `[...]` in a path are flagged `cons`,
 // a sequence of one item is unwrapped unless flagged `keepSingleton`, and errors are the interpreter's
 // plain `{code, value}` objects. Do not "simplify" a helper without re-running the conformance suite.
+import { TallyError } from '../../../api/errors.ts';
 
 /** What the interpreter's arrays may carry. */
 export interface Sequence extends Array<unknown> {
@@ -35,13 +36,13 @@ export function jsonataError(
  * Thrown when a compiled expression meets, at run time, something only the interpreter can do (a custom
  * function returning a promise, say). The caller evaluates the same input with the interpreter instead.
  */
-export class FastPathBailout extends Error {
+export class FastPathBailout extends TallyError {
   override name = 'FastPathBailout';
   readonly code = 'FAST_PATH_BAILOUT';
 }
 
 /** Thrown when a compiled evaluation has used up its time slice (see `startTimeSlice`). */
-export class FastPathTimeSlice extends Error {
+export class FastPathTimeSlice extends TallyError {
   override name = 'FastPathTimeSlice';
   readonly code = 'FAST_PATH_TIME_SLICE';
 }
