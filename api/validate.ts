@@ -65,7 +65,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
 }
 
 /** Turn a zod issue into "what is wrong and what is expected". */
-function describeIssue(issue: z.core.$ZodIssue): string {
+export function describeIssue(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case 'invalid_type':
       return issue.input === undefined

@@ -1,6 +1,8 @@
 // Pure kstatus-style conditions: Ready, Reconciling, Stalled. Rebuilt from the world on every
 // reconcile; lastTransitionTime only moves when a condition's status changes.
+
 import type { Condition } from '../../api/common.ts';
+import { canonicalJson } from '../../api/json.ts';
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
@@ -41,18 +43,5 @@ export function conditionsFor(
 
 /** Status equality ignoring key order, so unchanged status is never written. */
 export function sameStatus(a: unknown, b: unknown): boolean {
-  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
-}
-
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === 'object') {
-    return Object.fromEntries(
-      Object.entries(v as Record<string, unknown>)
-        .filter(([, x]) => x !== undefined)
-        .sort(([a], [b]) => (a < b ? -1 : 1))
-        .map(([k, x]) => [k, sortKeys(x)]),
-    );
-  }
-  return v;
+  return canonicalJson(a) === canonicalJson(b);
 }

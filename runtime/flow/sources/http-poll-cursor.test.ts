@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { canonicalJson } from '../../../api/json.ts';
 import {
   CursorTracker,
-  canonicalJson,
   compareCursor,
   cursorLagSeconds,
   MAX_IDS_AT_CURSOR,

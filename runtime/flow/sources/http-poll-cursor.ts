@@ -12,6 +12,7 @@
 // the records AT the cursor are stored with it, so an API whose updated-since filter is inclusive
 // (>=) does not hand the boundary records back as new events every poll.
 import { createHash } from 'node:crypto';
+import { canonicalJson } from '../../../api/json.ts';
 
 export type CursorValue = string | number;
 
@@ -75,15 +76,6 @@ export function compareCursor(a: CursorValue, b: CursorValue): number {
 }
 
 /** JSON with object keys sorted at every level, so equal records hash equally whatever the key order. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-}
-
 /** The Nats-Msg-Id of a polled record. */
 export function pollRecordId(record: unknown): string {
   return `poll:${createHash('sha256').update(canonicalJson(record)).digest('hex')}`;
