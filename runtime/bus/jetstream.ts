@@ -1,9 +1,9 @@
 // The real bus: NATS core for plain messages, JetStream for persistent publish (with Nats-Msg-Id
 // dedupe) and a durable pull consumer. Reconnects forever; `connected()` feeds the readiness probe.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type MsgHdrs, type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
+import { type MsgHdrs, type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { connectWithRetry } from './connect.ts';
 import { BusError, BusErrorCode } from './errors.ts';
 import { toBusHeaders, withTimeout } from './jetstream-message.ts';
 import { JetStreamPublisher } from './jetstream-publish.ts';
@@ -233,31 +233,17 @@ class JetStreamBus implements Bus {
  */
 export async function connectJetStreamBus(options: JetStreamBusOptions): Promise<Bus> {
   const wait = options.reconnectWaitMs ?? 1_000;
-  const log = options.logger;
-  for (let attempt = 1; ; attempt++) {
-    options.signal?.throwIfAborted();
-    try {
-      const nc = await connect({
-        servers: options.servers,
-        name: options.name,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: wait,
-        timeout: DEFAULT_TIMEOUT_MS,
-        // No eager Error (with a stack) per request: every publish is a request, and BusError
-        // names the operation anyway. A measurable share of a worker's CPU otherwise.
-        noAsyncTraces: true,
-      });
-      log.info({ server: nc.getServer() }, 'connected to NATS');
-      return new JetStreamBus(nc, log, options.publishTimeoutMs ?? DEFAULT_TIMEOUT_MS, wait);
-    } catch (err) {
-      if (attempt === 1 || attempt % 10 === 0) {
-        log.warn({ err, servers: options.servers, attempt }, 'cannot connect to NATS; retrying');
-      }
-      await sleep(
-        Math.min(wait * attempt, 10_000),
-        undefined,
-        options.signal ? { signal: options.signal } : {},
-      );
-    }
-  }
+  const nc = await connectWithRetry({
+    servers: options.servers,
+    name: options.name,
+    logger: options.logger,
+    signal: options.signal,
+    waitMs: wait,
+    timeoutMs: DEFAULT_TIMEOUT_MS,
+    // No eager Error (with a stack) per request: every publish is a request, and BusError
+    // names the operation anyway. A measurable share of a worker's CPU otherwise.
+    noAsyncTraces: true,
+  });
+  options.logger.info({ server: nc.getServer() }, 'connected to NATS');
+  return new JetStreamBus(nc, options.logger, options.publishTimeoutMs ?? DEFAULT_TIMEOUT_MS, wait);
 }

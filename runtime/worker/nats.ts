@@ -1,15 +1,15 @@
 // NATS pieces a worker needs besides the bus (runtime/bus): a plain connection for what the bus does
 // not offer (JetStream management, KV, an ordered consumer), made with the same wait-while-away
 // behaviour as the bus, and a stream the worker writes to, created when absent.
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamManager,
   type StreamConfig,
 } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { connectWithRetry } from '../bus/connect.ts';
 import { WorkerError, WorkerErrorCode } from './errors.ts';
 
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -35,34 +35,16 @@ export interface WorkerConnection {
 
 /** Connect, retrying until NATS answers or the signal aborts; then the client reconnects forever. */
 export async function connectNats(options: NatsConnectOptions): Promise<WorkerConnection> {
-  const wait = options.waitMs ?? 1_000;
-  const log = options.logger;
-  for (let attempt = 1; ; attempt++) {
-    options.signal?.throwIfAborted();
-    try {
-      const nc = await connect({
-        servers: options.servers,
-        name: options.name,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: wait,
-        timeout: CONNECT_TIMEOUT_MS,
-      });
-      if (options.signal?.aborted) {
-        await nc.close().catch(() => {});
-        options.signal.throwIfAborted();
-      }
-      return watch(nc);
-    } catch (err) {
-      if (options.signal?.aborted) throw options.signal.reason;
-      if (attempt === 1 || attempt % 10 === 0)
-        log.warn({ err, servers: options.servers, attempt }, 'cannot connect to NATS; retrying');
-      await sleep(
-        Math.min(wait * attempt, 10_000),
-        undefined,
-        options.signal ? { signal: options.signal } : {},
-      );
-    }
-  }
+  return watch(
+    await connectWithRetry({
+      servers: options.servers,
+      name: options.name,
+      logger: options.logger,
+      signal: options.signal,
+      waitMs: options.waitMs,
+      timeoutMs: CONNECT_TIMEOUT_MS,
+    }),
+  );
 }
 
 function watch(nc: NatsConnection): WorkerConnection {
