@@ -3,7 +3,7 @@
 import type { z } from 'zod';
 import { type CanonicalEntity, canonicalSchemas } from './canonical/index.ts';
 import type { CanonicalMappingSpec } from './canonical-mapping.ts';
-import { API_VERSION, GROUP } from './common.ts';
+import { API_VERSION, DNS_LABEL, GROUP } from './common.ts';
 import {
   type IntegrationFlowSpec,
   placeholders,
@@ -12,8 +12,6 @@ import {
   urlHasCredentials,
 } from './integration-flow.ts';
 import { type ResourceDefinition, resourceByKind } from './resources.ts';
-
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 export interface SourceDocument {
   file: string;

@@ -17,7 +17,7 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 const END_TO_END_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];
 const CIRCUIT_STATES = ['closed', 'open', 'half_open'] as const;
 
-export type SinkWriteOutcome = 'created' | 'updated' | 'already_exists' | 'known';
+export type SinkWriteOutcome = 'created' | 'updated' | 'already_exists' | 'known' | 'published_unstored';
 
 export function createFlowMetrics(labels: FlowMetricLabels, options: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
@@ -113,7 +113,7 @@ export function createFlowMetrics(labels: FlowMetricLabels, options: { processMe
   });
   const sinkWrites = new Counter({
     name: 'tally_flow_sink_writes_total',
-    help: 'Events a target system took, by what the sink did: created, updated, already_exists (a create the target had already; its id known or captured), known (its id was known and the sink has no update: not sent again).',
+    help: 'Events a target system took, by what the sink did: created, updated, already_exists (a create the target had already; its id known or captured), known (its id was known and the sink has no update: not sent again), published_unstored (a NATS sink whose subject no stream captures: handed to core subscribers, stored nowhere, not counted as delivered).',
     labelNames: ['flow', 'sink', 'outcome'] as const,
     registers,
   });

@@ -47,14 +47,15 @@ describe('createNatsSink', () => {
       (code) => codes.push(code),
       () => now,
     );
-    await sink.deliver(event, body);
+    // Stored nowhere: the processor counts it apart from deliveries.
+    expect(await sink.deliver(event, body)).toEqual({ outcome: 'published_unstored' });
     expect(bus.sent.map((m) => m.subject)).toEqual(['canonical.orders']);
     expect(codes).toEqual(['core']);
     bus.addStream('C', ['canonical.>']);
     await sink.deliver(event, body);
     expect(bus.messages('C')).toHaveLength(0); // still the remembered answer
     now += STREAM_LOOKUP_TTL_MS + 1;
-    await sink.deliver(event, body);
+    expect(await sink.deliver(event, body)).toBeUndefined();
     expect(bus.messages('C')).toHaveLength(1);
   });
 

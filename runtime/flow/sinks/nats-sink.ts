@@ -7,7 +7,8 @@
 // - the built-in canonical sink (CANONICAL_SINK_NAME) fails transiently (code "no_stream"):
 //   reconciliation reads its events from the stream, so they wait, are retried and at last
 //   dead-lettered with the reason, rather than published to nobody;
-// - any other NATS sink publishes plainly (code "core"), for core subscribers. Kept on purpose:
+// - any other NATS sink publishes plainly (code "core", sink write outcome "published_unstored",
+//   not counted in tally_flow_messages_delivered_total), for core subscribers. Kept on purpose:
 //   fan-out to plain subscribers is a supported use, and the examples' tally.canonical.* sinks
 //   rely on it. Start-up code lists such sinks with natsSinksWithoutStream() to say so.
 
@@ -116,7 +117,8 @@ export function createNatsSink(
         if (!mustStore) {
           await bus.send(config.subject, body, headers);
           observe('core', seconds());
-          return undefined;
+          // Handed to whoever listens, stored nowhere: counted apart from deliveries.
+          return { outcome: 'published_unstored' };
         }
       } catch (err) {
         // The streams may have changed since we looked (e.g. NoStream): look again next time.
