@@ -11,6 +11,7 @@ import {
   urlCredentialsMessage,
   urlHasCredentials,
 } from './integration-flow.ts';
+import { formatPath as formatValuePath } from './paths.ts';
 import { type ResourceDefinition, resourceByKind } from './resources.ts';
 
 export interface SourceDocument {
@@ -53,13 +54,9 @@ export interface ValidationReport {
   warnings: Problem[];
 }
 
+/** Field paths of a resource: the whole resource is the empty path. */
 export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out ? `.${String(p)}` : String(p);
-  }
-  return out;
+  return formatValuePath(path, '');
 }
 
 /** Turn a zod issue into "what is wrong and what is expected". */
