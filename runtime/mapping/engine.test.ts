@@ -269,33 +269,31 @@ describe('evaluation errors', () => {
 });
 
 describe('limits', () => {
+  // A limit that did not work would leave the evaluation running until the test's own timeout: the
+  // error, with the limit it names, is the evidence (no wall-clock bound on a shared machine).
   const stoppedBy = async (expression: string, limits = { timeoutMs: 100, maxDepth: 500 }) => {
-    const started = performance.now();
     const err = await rejection(compileMapping(mapping({ expression, limits })).map({}));
-    return { err: err as MappingLimitError, ms: performance.now() - started };
+    return { err: err as MappingLimitError };
   };
 
   it('stops endless (tail) recursion by the timeout', async () => {
-    const { err, ms } = await stoppedBy('($f := function($x){ $f($x) }; $f(1))');
+    const { err } = await stoppedBy('($f := function($x){ $f($x) }; $f(1))');
     expect(err).toBeInstanceOf(MappingLimitError);
     expect(err).toMatchObject({ code: 'MAPPING_LIMIT', reason: 'limit', limit: 'timeoutMs', value: 100 });
     expect(err.message).toMatch(/timeoutMs \(100 ms\).*raise spec\.limits\.timeoutMs/);
-    expect(ms).toBeLessThan(2_000);
   });
 
   it('stops deep recursion by the depth limit', async () => {
-    const { err, ms } = await stoppedBy('($f := function($x){ 1 + $f($x) }; $f(1))');
+    const { err } = await stoppedBy('($f := function($x){ 1 + $f($x) }; $f(1))');
     expect(err).toBeInstanceOf(MappingLimitError);
     expect(err).toMatchObject({ limit: 'maxDepth', value: 500, part: 'expression' });
     expect(err.message).toMatch(/spec\.limits\.maxDepth \(500\).*raise spec\.limits\.maxDepth/);
-    expect(ms).toBeLessThan(2_000);
   });
 
   it('stops work over a huge range', async () => {
-    const { err, ms } = await stoppedBy('[1..10000000].($ * 2)');
+    const { err } = await stoppedBy('[1..10000000].($ * 2)');
     expect(err).toBeInstanceOf(MappingLimitError);
     expect(err.limit).toBe('timeoutMs');
-    expect(ms).toBeLessThan(3_000);
   });
 
   it('stops a slow loop, and $eval does not escape the limits', async () => {
@@ -303,20 +301,14 @@ describe('limits', () => {
       '$reduce([1..5000000], function($a, $b){ $a + $b })',
       '$eval("($f := function($x){ $f($x) }; $f(1))")',
     ]) {
-      const { err, ms } = await stoppedBy(expression, { timeoutMs: 50, maxDepth: 500 });
+      const { err } = await stoppedBy(expression, { timeoutMs: 50, maxDepth: 500 });
       expect(err).toBeInstanceOf(MappingLimitError);
-      expect(ms).toBeLessThan(2_000);
     }
   });
 
   it('keeps the event loop turning while a slow evaluation runs', async () => {
     let ticks = 0;
-    let last = performance.now();
-    let worstGap = 0;
     const timer = setInterval(() => {
-      const now = performance.now();
-      worstGap = Math.max(worstGap, now - last);
-      last = now;
       ticks++;
     }, 5);
     try {
@@ -330,7 +322,6 @@ describe('limits', () => {
     }
     // Without yielding, the timer could not fire at all until the evaluation ended.
     expect(ticks).toBeGreaterThan(10);
-    expect(worstGap).toBeLessThan(300);
   });
 
   it('does not charge one evaluation for the time others take', async () => {
