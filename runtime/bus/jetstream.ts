@@ -8,6 +8,7 @@ import { BusError, BusErrorCode } from './errors.ts';
 import { toBusHeaders, withTimeout } from './jetstream-message.ts';
 import { JetStreamPublisher } from './jetstream-publish.ts';
 import { type PullBus, PullConsumer } from './jetstream-pull.ts';
+import { type JetStreamReplay, startReplay } from './jetstream-replay.ts';
 import type {
   Bus,
   BusHeaders,
@@ -18,6 +19,9 @@ import type {
   MessageHandler,
   PublishAck,
   PublishOptions,
+  ReplayHandle,
+  ReplayHandler,
+  ReplayOptions,
   SubscriptionHandle,
 } from './types.ts';
 
@@ -71,6 +75,7 @@ class JetStreamBus implements Bus {
   readonly #reconnectWaitMs: number;
   #connected = true;
   readonly #consumers = new Set<PullConsumer>();
+  readonly #replays = new Set<JetStreamReplay>();
 
   constructor(nc: NatsConnection, log: Logger, timeoutMs: number, reconnectWaitMs: number) {
     this.#nc = nc;
@@ -199,6 +204,33 @@ class JetStreamBus implements Bus {
     return handle;
   }
 
+  async replay(
+    stream: string,
+    filterSubjects: string[],
+    handler: ReplayHandler,
+    options: ReplayOptions = {},
+  ): Promise<ReplayHandle> {
+    const jsm = async () => {
+      this.#jsm ??= jetstreamManager(this.#nc, { timeout: this.#timeoutMs });
+      return this.#jsm.catch((err) => {
+        this.#jsm = undefined;
+        throw err;
+      });
+    };
+    const replay = await startReplay(
+      { js: this.#js, jsm, log: this.#log, toBusError },
+      stream,
+      filterSubjects,
+      handler,
+      options,
+    );
+    if (replay.running()) {
+      this.#replays.add(replay);
+      replay.onStop = () => this.#replays.delete(replay);
+    }
+    return replay;
+  }
+
   #pullBus(): PullBus {
     return {
       nc: this.#nc,
@@ -212,7 +244,10 @@ class JetStreamBus implements Bus {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#consumers].map((c) => c.stop(0)));
+    await Promise.all([
+      ...[...this.#consumers].map((c) => c.stop(0)),
+      ...[...this.#replays].map((r) => r.stop()),
+    ]);
     if (this.#nc.isClosed()) {
       this.#publisher.close();
       return;

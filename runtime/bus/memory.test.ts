@@ -60,3 +60,64 @@ describe('MemoryBus', () => {
     await consumer.stop(0);
   });
 });
+
+describe('MemoryBus.replay', () => {
+  const enc = (s: string) => new TextEncoder().encode(s);
+
+  it('reads the stored messages of the filters in order, says when caught up, then reads new ones', async () => {
+    const bus = new MemoryBus();
+    bus.addStream('S', ['in.>']);
+    await bus.publish('in.a', enc('1'));
+    await bus.publish('in.b', enc('2'));
+    await bus.publish('in.a', enc('3'));
+    await bus.publish('in.b', enc('4'));
+    const seen: number[] = [];
+    const replay = await bus.replay('S', ['in.a'], async (m) => {
+      await new Promise((r) => setTimeout(r, 1));
+      seen.push(m.streamSeq);
+    });
+    await replay.caughtUp;
+    expect(seen).toEqual([1, 3]);
+    await bus.publish('in.b', enc('5'));
+    await bus.publish('in.a', enc('6'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(seen).toEqual([1, 3, 6]);
+    await replay.stop();
+    expect(replay.running()).toBe(false);
+    await bus.publish('in.a', enc('7'));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(seen).toEqual([1, 3, 6]);
+  });
+
+  it('is caught up at once on a stream holding nothing, and throws NOT_FOUND for a missing stream', async () => {
+    const bus = new MemoryBus();
+    bus.addStream('S', ['in.>']);
+    const replay = await bus.replay('S', ['in.>'], () => {});
+    await replay.caughtUp;
+    await replay.stop();
+    await expect(bus.replay('T', ['x'], () => {})).rejects.toBeInstanceOf(BusError);
+  });
+
+  it('stops on abort and goes on past a handler that throws', async () => {
+    const bus = new MemoryBus();
+    bus.addStream('S', ['in.>']);
+    await bus.publish('in.a', enc('1'));
+    await bus.publish('in.a', enc('2'));
+    const seen: number[] = [];
+    const abort = new AbortController();
+    const replay = await bus.replay(
+      'S',
+      ['in.>'],
+      (m) => {
+        seen.push(m.streamSeq);
+        if (m.streamSeq === 1) throw new Error('boom');
+      },
+      { signal: abort.signal },
+    );
+    await replay.caughtUp;
+    expect(seen).toEqual([1, 2]);
+    abort.abort();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(replay.running()).toBe(false);
+  });
+});

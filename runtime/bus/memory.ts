@@ -13,6 +13,9 @@ import type {
   MessageHandler,
   PublishAck,
   PublishOptions,
+  ReplayHandle,
+  ReplayHandler,
+  ReplayOptions,
   SubscriptionHandle,
 } from './types.ts';
 
@@ -61,6 +64,7 @@ export class MemoryBus implements Bus {
   down = false;
   readonly #subs: { subject: string; handler: CoreHandler }[] = [];
   readonly #consumers: MemoryConsumer[] = [];
+  readonly #replays = new Set<MemoryReplay>();
 
   constructor(options: MemoryBusOptions = {}) {
     this.maxDeliver = options.maxDeliver ?? Number.POSITIVE_INFINITY;
@@ -97,6 +101,7 @@ export class MemoryBus implements Bus {
     stream.messages.push(stored);
     if (options.msgId) stream.msgIds.add(options.msgId);
     for (const c of this.#consumers) if (c.stream === stream.name) c.enqueue(stored);
+    for (const r of this.#replays) if (r.stream === stream.name) r.enqueue(stored);
     return { stream: stream.name, seq: stored.seq, duplicate: false };
   }
 
@@ -139,6 +144,24 @@ export class MemoryBus implements Bus {
     return c;
   }
 
+  async replay(
+    stream: string,
+    filterSubjects: string[],
+    handler: ReplayHandler,
+    options: ReplayOptions = {},
+  ): Promise<ReplayHandle> {
+    if (this.down) throw new BusError(BusErrorCode.Unavailable, `replay ${stream}: bus is down`);
+    const s = this.streams.get(stream);
+    if (!s) throw new BusError(BusErrorCode.NotFound, `stream ${stream} not found`);
+    const r = new MemoryReplay(stream, filterSubjects, handler, [...s.messages], () =>
+      this.#replays.delete(r),
+    );
+    this.#replays.add(r);
+    if (options.signal?.aborted) await r.stop();
+    else options.signal?.addEventListener('abort', () => void r.stop(), { once: true });
+    return r;
+  }
+
   async consumerLag(stream: string, _consumer: string): Promise<ConsumerLag> {
     if (this.down) throw new BusError(BusErrorCode.Unavailable, `consumer of ${stream}: bus is down`);
     const c = this.#consumers.find((x) => x.stream === stream);
@@ -147,7 +170,79 @@ export class MemoryBus implements Bus {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.#consumers.map((c) => c.stop(0)));
+    await Promise.all([...this.#consumers.map((c) => c.stop(0)), ...[...this.#replays].map((r) => r.stop())]);
+  }
+}
+
+/** An ordered read of a memory stream: stored messages of the filters, then new ones, one at a time. */
+class MemoryReplay implements ReplayHandle {
+  readonly stream: string;
+  readonly caughtUp: Promise<void>;
+  readonly #filters: string[];
+  readonly #handler: ReplayHandler;
+  readonly #queue: StoredMessage[] = [];
+  readonly #onStop: () => void;
+  #lastAtStart: number;
+  #markCaughtUp!: () => void;
+  #pumping: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(
+    stream: string,
+    filters: string[],
+    handler: ReplayHandler,
+    stored: StoredMessage[],
+    onStop: () => void,
+  ) {
+    this.stream = stream;
+    this.#filters = filters;
+    this.#handler = handler;
+    this.#onStop = onStop;
+    this.caughtUp = new Promise((resolve) => {
+      this.#markCaughtUp = resolve;
+    });
+    this.#lastAtStart = 0;
+    for (const m of stored) this.enqueue(m);
+    this.#lastAtStart = this.#queue.at(-1)?.seq ?? 0;
+    if (this.#lastAtStart === 0) this.#markCaughtUp();
+  }
+
+  enqueue(m: StoredMessage): void {
+    if (this.#stopped || !this.#filters.some((f) => subjectMatches(f, m.subject))) return;
+    this.#queue.push(m);
+    this.#pumping ??= this.#pump().finally(() => {
+      this.#pumping = undefined;
+    });
+  }
+
+  async #pump(): Promise<void> {
+    await Promise.resolve();
+    while (!this.#stopped && this.#queue.length > 0) {
+      const m = this.#queue.shift()!;
+      try {
+        await this.#handler({
+          subject: m.subject,
+          data: m.data,
+          headers: m.headers,
+          streamSeq: m.seq,
+          storedAt: m.storedAt,
+        });
+      } catch {
+        // As the JetStream bus: logged there, skipped here; the replay goes on.
+      }
+      if (!this.#stopped && m.seq >= this.#lastAtStart) this.#markCaughtUp();
+    }
+  }
+
+  running(): boolean {
+    return !this.#stopped;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#queue.length = 0;
+    this.#onStop();
+    await this.#pumping;
   }
 }
 

@@ -86,7 +86,35 @@ export interface SubscriptionHandle {
   stop(): Promise<void>;
 }
 
+/** A stored message read by replay(): no acks, nothing to settle. */
+export interface ReplayMessage {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  readonly headers: BusHeaders;
+  readonly streamSeq: number;
+  /** When the stream stored the message. */
+  readonly storedAt: Date;
+}
+
+export interface ReplayOptions {
+  /** Aborting stops the replay (as handle.stop()). */
+  signal?: AbortSignal;
+}
+
+export interface ReplayHandle {
+  /**
+   * Resolves once the handler has returned for every message of the filters the stream held when
+   * the replay started (at once when it held none). Never resolves when stopped first.
+   */
+  readonly caughtUp: Promise<void>;
+  /** True between start and stop. */
+  running(): boolean;
+  /** Stop reading; waits for the handler in progress. Idempotent. */
+  stop(): Promise<void>;
+}
+
 export type MessageHandler = (message: BusMessage) => Promise<void>;
+export type ReplayHandler = (message: ReplayMessage) => void | Promise<void>;
 export type CoreHandler = (message: CoreMessage) => Promise<void>;
 
 export interface BusWriter {
@@ -110,6 +138,18 @@ export interface BusReader {
   ): Promise<ConsumerHandle>;
   /** Where a durable consumer stands; throws BusError (NOT_FOUND, UNAVAILABLE). */
   consumerLag(stream: string, consumer: string): Promise<ConsumerLag>;
+  /**
+   * Read every stored message of the filter subjects from the start of the stream, in stream
+   * order, then new ones as they arrive (an ordered consumer: ephemeral, no acks, recreated from
+   * where it stood when it breaks). One message at a time: the next waits for the handler; a
+   * handler that throws is logged and the replay goes on. Throws BusError (NOT_FOUND, UNAVAILABLE).
+   */
+  replay(
+    stream: string,
+    filterSubjects: string[],
+    handler: ReplayHandler,
+    options?: ReplayOptions,
+  ): Promise<ReplayHandle>;
   /** Subscribe to a subject; replicas in the same queue group share the messages. */
   subscribe(subject: string, handler: CoreHandler, options?: { queue?: string }): SubscriptionHandle;
 }

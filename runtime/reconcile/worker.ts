@@ -5,13 +5,13 @@
 // last, so a crash between the two repeats the publish (deduplicated) instead of losing it.
 //
 // It runs in the worker shell (runtime/worker: HTTP, waiting for NATS, graceful stop) and publishes
-// through the bus (runtime/bus). Reading stays on an ordered consumer of its own connection: the
-// bus consumes only durable consumers someone provisioned, and this worker replays the stream
-// from the start, filtered, on every start.
-import { type ConsumerMessages, jetstream, jetstreamManager } from '@nats-io/jetstream';
+// through the bus (runtime/bus), and reads through it too: bus.replay(), an ordered consumer from
+// the start of the stream, filtered, on every start. A second connection of its own stays for what
+// the bus does not offer: stream management (ensure/require) and the KV state.
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { CanonicalEvent } from '../../api/envelope.ts';
 import type { ReconWorkerConfig } from '../../api/worker-config.ts';
-import type { BusHeaders, BusWriter } from '../bus/types.ts';
+import type { Bus, BusHeaders, BusWriter, ReplayHandle } from '../bus/types.ts';
 import { openKvState, type StateStore } from '../flow/state/kv-store.ts';
 import { parseTraceparent } from '../flow/trace.ts';
 import { listenAddress } from '../http/server.ts';
@@ -78,6 +78,7 @@ export function sideOf(
 const stable = (r: WindowReport) => JSON.stringify(r);
 const READER_DRAIN_MS = 1_000;
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 export interface ReconCoreDeps {
   config: ReconWorkerConfig;
@@ -261,10 +262,9 @@ export async function runReconWorker(
 
   let conn: WorkerConnection | undefined;
   let core: ReturnType<typeof createReconCore> | undefined;
-  let messages: ConsumerMessages | undefined;
-  let reading: Promise<void> | undefined;
+  let reader: Bus | undefined;
+  let replay: ReplayHandle | undefined;
   let timer: NodeJS.Timeout | undefined;
-  let catchUp: NodeJS.Timeout | undefined;
   let caughtUp = false;
   let markCaughtUp!: () => void;
   const caughtUpPromise = new Promise<void>((resolve) => {
@@ -274,10 +274,8 @@ export async function runReconWorker(
   // Stop reading and ticking, then wait for the pass in progress (no polling: its promise).
   const halt = async () => {
     clearInterval(timer);
-    clearInterval(catchUp);
     core?.stop();
-    await messages?.close();
-    await reading?.catch(() => undefined);
+    await replay?.stop().catch(() => undefined);
     // A report half published is repeated by the next start (msg ids dedupe it); wait for it anyway.
     await core?.idle();
   };
@@ -288,12 +286,12 @@ export async function runReconWorker(
     logger: log,
     registry: metrics.registry,
     address,
-    checks: () => ({ canonicalStream: conn?.connected() ?? false, caughtUp }),
+    checks: () => ({ canonicalStream: (conn?.connected() && reader?.connected()) ?? false, caughtUp }),
     ...(opts.signal ? { signal: opts.signal } : {}),
     graceMs: opts.graceMs ?? DEFAULT_GRACE_MS,
     drain: () => halt(),
-    // Nothing of ours waits on the reader's connection (publishes go through the bus, KV writes
-    // are awaited), so it gets a short drain and leaves the close allowance to the bus.
+    // Nothing of ours waits on the worker's own connection (reads and publishes go through the
+    // bus, KV writes are awaited), so it gets a short drain and leaves the close allowance to the bus.
     close: async () => {
       await conn?.close(READER_DRAIN_MS);
     },
@@ -311,10 +309,11 @@ export async function runReconWorker(
 
   try {
     const bus = await shell.connect();
+    reader = bus;
     const live = await shell.until(
       connectNats({
         servers: config.nats.servers,
-        name: `tally-recon ${policy} reader`,
+        name: `tally-recon ${policy} state`,
         logger: log,
         signal: shell.signal,
       }),
@@ -334,40 +333,23 @@ export async function runReconWorker(
     await shell.until(started.load());
     core = started;
 
-    const js = jetstream(nc);
-    const consumer = await shell.until(
-      js.consumers.get(config.nats.canonicalStream, { filter_subjects: config.nats.filterSubjects }),
+    const reading = await shell.until(
+      bus.replay(
+        config.nats.canonicalStream,
+        config.nats.filterSubjects,
+        (m) => started.ingest({ seq: m.streamSeq, json: <T>() => JSON.parse(decoder.decode(m.data)) as T }),
+        { signal: shell.signal },
+      ),
     );
-    const stream = await shell.until(consumer.consume({ max_messages: 512 }));
-    messages = stream;
-    // Consumer (not stream) sequence: a filtered consumer's stream position runs ahead of what
-    // it delivers.
-    let lastDelivered = 0;
-    reading = (async () => {
-      for await (const m of stream) {
-        started.ingest(m);
-        lastDelivered = m.info.deliverySequence;
-      }
-    })();
-    // Caught up when the server has nothing pending for our filters and we processed all it sent;
-    // a stream may hold nothing for this policy, so waiting for a message would never end.
-    catchUp = setInterval(() => {
-      if (caughtUp) return;
-      void consumer
-        .info(false)
-        .then((info) => {
-          if (!caughtUp && info.num_pending === 0 && info.delivered.consumer_seq <= lastDelivered) {
-            caughtUp = true;
-            clearInterval(catchUp);
-            markCaughtUp();
-            log.info(
-              { keys: engine.size, windows: engine.windows().length, read: start.state.messages },
-              'caught up with the canonical stream',
-            );
-          }
-        })
-        .catch(() => undefined);
-    }, 100);
+    replay = reading;
+    void reading.caughtUp.then(() => {
+      caughtUp = true;
+      markCaughtUp();
+      log.info(
+        { keys: engine.size, windows: engine.windows().length, read: start.state.messages },
+        'caught up with the canonical stream',
+      );
+    });
     timer = setInterval(() => {
       if (caughtUp) void started.tick();
     }, opts.tickMs ?? 1000);

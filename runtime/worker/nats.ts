@@ -1,5 +1,5 @@
 // NATS pieces a worker needs besides the bus (runtime/bus): a plain connection for what the bus does
-// not offer (JetStream management, KV, an ordered consumer), made with the same wait-while-away
+// not offer (JetStream management, KV), made with the same wait-while-away
 // behaviour as the bus, and a stream the worker writes to, created when absent.
 import {
   JetStreamApiCodes,
