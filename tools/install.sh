@@ -3,7 +3,12 @@
 #
 #   bash tools/install.sh [options] [binary...]
 #
-#   binary             only these (nats-server etcd kube-apiserver kubectl helm promtool); default all
+#   binary             only these (nats-server etcd kube-apiserver kubectl helm promtool, or one of
+#                      the cluster binaries below); default: those six
+#   --kube             what the kube tier's single-node cluster needs (test/harness/cluster.ts):
+#                      etcd kube-apiserver kubectl helm, and kubelet kube-controller-manager
+#                      kube-scheduler kube-proxy (k8s.io/kubernetes), containerd
+#                      containerd-shim-runc-v2 ctr (github.com/containerd/containerd/v2)
 #   --rebuild          build with Go even if a cached, KUBEBUILDER_ASSETS or PATH copy exists
 #   --verify           run every binary's version check, even when nothing changed
 #   --sync-modules     regenerate tools/go/*/go.mod + go.sum from tools/versions.env, then exit
@@ -26,29 +31,52 @@ VERIFY=0
 SYNC=0
 
 # Bump when the way a group is built changes (flags, ldflags): forces a rebuild of that group.
-declare -A RECIPE=([nats-server]=1 [etcd]=1 [kubernetes]=1 [helm]=1 [promtool]=1)
+declare -A RECIPE=([nats-server]=1 [etcd]=1 [kubernetes]=1 [helm]=1 [promtool]=1 [kubernetes-node]=1 [containerd]=1)
 
 # shellcheck source=tools/versions.env
 source "$TOOLS/versions.env"
 
 ALL=(nats-server etcd kube-apiserver kubectl helm promtool)
+# --kube: what test/harness/cluster.ts runs besides etcd, kube-apiserver and kubectl (helm for the chart).
+KUBE=(etcd kube-apiserver kubectl helm kubelet kube-controller-manager kube-scheduler kube-proxy
+  containerd containerd-shim-runc-v2 ctr)
 declare -A GROUP=([nats-server]=nats-server [etcd]=etcd [kube-apiserver]=kubernetes [kubectl]=kubernetes
-  [helm]=helm [promtool]=promtool)
+  [helm]=helm [promtool]=promtool [kubelet]=kubernetes-node [kube-controller-manager]=kubernetes-node
+  [kube-scheduler]=kubernetes-node [kube-proxy]=kubernetes-node [containerd]=containerd
+  [containerd-shim-runc-v2]=containerd [ctr]=containerd)
 declare -A GROUP_BINS=([nats-server]="nats-server" [etcd]="etcd" [kubernetes]="kube-apiserver kubectl"
-  [helm]="helm" [promtool]="promtool")
+  [helm]="helm" [promtool]="promtool" [kubernetes-node]="kubelet kube-controller-manager kube-scheduler kube-proxy"
+  [containerd]="containerd containerd-shim-runc-v2 ctr")
+# Wrapper module folder (tools/go/<dir>) of each group: both Kubernetes groups share one module, so
+# every k8s.io/kubernetes binary is built from the same pinned dependency graph. They are two groups
+# (two cache folders) so that the default set does not build the node binaries.
+declare -A MODDIR=([nats-server]=nats-server [etcd]=etcd [kubernetes]=kubernetes [helm]=helm
+  [promtool]=promtool [kubernetes-node]=kubernetes [containerd]=containerd)
+MODDIRS=(nats-server etcd kubernetes helm promtool containerd)
 IFS=. read -r _pmaj _pmin _ppat <<<"$PROMETHEUS_VERSION"
 PROMETHEUS_MODULE_VERSION="v0.$((_pmaj * 100 + _pmin)).$_ppat"
 IFS=. read -r _kmaj _kmin _kpat <<<"$KUBERNETES_VERSION"
 declare -A VERSION=([nats-server]=$NATS_SERVER_VERSION [etcd]=$ETCD_VERSION [kubernetes]=$KUBERNETES_VERSION
-  [helm]=$HELM_VERSION [promtool]=$PROMETHEUS_VERSION)
+  [helm]=$HELM_VERSION [promtool]=$PROMETHEUS_VERSION [kubernetes-node]=$KUBERNETES_VERSION
+  [containerd]=$CONTAINERD_VERSION)
 # The one pinned require of each wrapper module (tools/go/<group>/go.mod).
 declare -A MODULE=([nats-server]=github.com/nats-io/nats-server/v2 [etcd]=go.etcd.io/etcd/server/v3
-  [kubernetes]=k8s.io/kubernetes [helm]=helm.sh/helm/v3 [promtool]=github.com/prometheus/prometheus)
+  [kubernetes]=k8s.io/kubernetes [helm]=helm.sh/helm/v3 [promtool]=github.com/prometheus/prometheus
+  [kubernetes-node]=k8s.io/kubernetes [containerd]=github.com/containerd/containerd/v2)
 declare -A MODULE_VERSION=([nats-server]=v$NATS_SERVER_VERSION [etcd]=v$ETCD_VERSION
-  [kubernetes]=v$KUBERNETES_VERSION [helm]=v$HELM_VERSION [promtool]=$PROMETHEUS_MODULE_VERSION)
+  [kubernetes]=v$KUBERNETES_VERSION [helm]=v$HELM_VERSION [promtool]=$PROMETHEUS_MODULE_VERSION
+  [kubernetes-node]=v$KUBERNETES_VERSION [containerd]=v$CONTAINERD_VERSION)
 declare -A PKG=([nats-server]=github.com/nats-io/nats-server/v2 [etcd]=go.etcd.io/etcd/server/v3
   [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver [kubectl]=k8s.io/kubernetes/cmd/kubectl
-  [helm]=helm.sh/helm/v3/cmd/helm [promtool]=github.com/prometheus/prometheus/cmd/promtool)
+  [helm]=helm.sh/helm/v3/cmd/helm [promtool]=github.com/prometheus/prometheus/cmd/promtool
+  [kubelet]=k8s.io/kubernetes/cmd/kubelet [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+  [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
+  [containerd]=github.com/containerd/containerd/v2/cmd/containerd
+  [containerd-shim-runc-v2]=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+  [ctr]=github.com/containerd/containerd/v2/cmd/ctr)
+# Build tags, as containerd's Makefile (the shim leaves out the gRPC server it does not use).
+declare -A TAGS=([containerd]=urfave_cli_no_docs [containerd-shim-runc-v2]="urfave_cli_no_docs no_grpc"
+  [ctr]=urfave_cli_no_docs)
 
 log() { printf 'tools: %s\n' "$*"; }
 die() { printf 'tools: error: %s\n' "$*" >&2; exit 1; }
@@ -64,6 +92,7 @@ version_output() { # binary path
   case $1 in
     kubectl) "$2" version --client 2>&1 ;;
     helm) "$2" version 2>&1 ;;
+    containerd-shim-runc-v2) "$2" -v 2>&1 ;;
     *) "$2" --version 2>&1 ;;
   esac
 }
@@ -74,10 +103,12 @@ exact_re() {
   case $1 in
     nats-server) echo "nats-server: v$v$end" ;;
     etcd) echo "etcd Version: $v$end" ;;
-    kube-apiserver) echo "Kubernetes v$v$end" ;;
+    kube-apiserver | kubelet | kube-controller-manager | kube-scheduler | kube-proxy) echo "Kubernetes v$v$end" ;;
     kubectl) echo "Client Version: v$v$end" ;;
     helm) echo "Version:\"v$v\"" ;;
     promtool) echo "promtool, version $v$end" ;;
+    containerd | ctr) echo "${1} github\.com/containerd/containerd/v2 v$v$end" ;;
+    containerd-shim-runc-v2) echo "Version:[[:space:]]+v$v$end" ;;
   esac
 }
 check_exact() { # binary path -> 0 when it runs and reports the pinned version
@@ -116,15 +147,16 @@ probe_kubebuilder_assets() {
 # --- keys and stamps ----------------------------------------------------------------------
 declare -A KEY=()
 compute_keys() { # key of a group = what its cached binaries were built from
-  local g h f gomod re
+  local g m h f gomod re
   declare -A sum=()
   while read -r h f; do sum[$f]=${h:0:16}; done < <(cd "$TOOLS/go" && sha256sum -- */go.mod */go.sum)
   for g in "${!GROUP_BINS[@]}"; do
-    gomod=$(<"$TOOLS/go/$g/go.mod")
+    m=${MODDIR[$g]}
+    gomod=$(<"$TOOLS/go/$m/go.mod")
     re="[[:space:]]${MODULE[$g]//./\\.} ${MODULE_VERSION[$g]//./\\.}( |$)"
     [[ $gomod =~ $re ]] ||
-      die "tools/go/$g/go.mod does not require ${MODULE[$g]} ${MODULE_VERSION[$g]} (tools/versions.env); run: bash tools/install.sh --sync-modules"
-    KEY[$g]="$g ${VERSION[$g]} recipe=${RECIPE[$g]} mod=${sum[$g/go.mod]:-none} sum=${sum[$g/go.sum]:-none}"
+      die "tools/go/$m/go.mod does not require ${MODULE[$g]} ${MODULE_VERSION[$g]} (tools/versions.env); run: bash tools/install.sh --sync-modules"
+    KEY[$g]="$g ${VERSION[$g]} recipe=${RECIPE[$g]} mod=${sum[$m/go.mod]:-none} sum=${sum[$m/go.sum]:-none}"
   done
 }
 cache_dir() { echo "$CACHE/$1-${VERSION[$1]}"; }
@@ -149,7 +181,7 @@ declare -A BUILT=() BUILD_SECS=()
 ldflags_for() { # binary -> extra -ldflags for version reporting (run inside the wrapper module)
   local b=$1 date
   case $b in
-    kube-apiserver | kubectl)
+    kube-apiserver | kubectl | kubelet | kube-controller-manager | kube-scheduler | kube-proxy)
       date=$(go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes 2>/dev/null || echo 1970-01-01T00:00:00Z)
       local p f=()
       for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
@@ -159,6 +191,10 @@ ldflags_for() { # binary -> extra -ldflags for version reporting (run inside the
       echo "${f[*]}"
       ;;
     etcd) echo "-X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION" ;;
+    containerd | containerd-shim-runc-v2 | ctr)
+      local v=github.com/containerd/containerd/v2/version
+      echo "-X $v.Version=v$CONTAINERD_VERSION -X $v.Revision=v$CONTAINERD_VERSION -X $v.Package=github.com/containerd/containerd/v2"
+      ;;
     nats-server) echo "-X github.com/nats-io/nats-server/v2/server.gitCommit=v$NATS_SERVER_VERSION" ;;
     helm)
       # As helm's Makefile: default Capabilities.KubeVersion = client-go's 0.X -> 1.X.
@@ -192,13 +228,14 @@ build_group() { # group -> builds every binary of the group into the cache
     return 0
   fi
   rm -f "$d/.stamp"
-  log "$g ${VERSION[$g]}: building with $(go env GOVERSION) (tools/go/$g) ..."
+  log "$g ${VERSION[$g]}: building with $(go env GOVERSION) (tools/go/${MODDIR[$g]}) ..."
   for b in ${GROUP_BINS[$g]}; do
     t0=$EPOCHREALTIME
     (
-      cd "$TOOLS/go/$g"
+      cd "$TOOLS/go/${MODDIR[$g]}"
       export GOWORK=off CGO_ENABLED=0
-      go build -trimpath -buildvcs=false -ldflags "-s -w $(ldflags_for "$b")" -o "$d/.$b.tmp.$$" "${PKG[$b]}"
+      go build -trimpath -buildvcs=false -tags "${TAGS[$b]:-}" -ldflags "-s -w $(ldflags_for "$b")" \
+        -o "$d/.$b.tmp.$$" "${PKG[$b]}"
     ) || { rm -f "$d/.$b.tmp.$$"; die "building $b ${VERSION[$g]} failed"; }
     mv -f "$d/.$b.tmp.$$" "$d/$b"
     BUILD_SECS[$b]=$(elapsed "$t0")
@@ -212,19 +249,22 @@ build_group() { # group -> builds every binary of the group into the cache
 # --- go.mod generation (--sync-modules) --------------------------------------------------
 sync_modules() {
   command -v go >/dev/null || die "go is not installed"
-  local g b mod gomod staging
-  for g in nats-server etcd kubernetes helm promtool; do
+  local g b mod gomod staging pkgs
+  for g in "${MODDIRS[@]}"; do
     mod="${MODULE[$g]} ${MODULE_VERSION[$g]}"
     log "sync tools/go/$g: $mod"
+    pkgs=()
+    for b in "${!GROUP[@]}"; do [[ ${MODDIR[${GROUP[$b]}]} == "$g" ]] && pkgs+=("${PKG[$b]}"); done
     {
       printf 'module tally.local/tools/%s\n\ngo 1.26.0\n\n' "$g"
       if [[ $g == kubernetes ]]; then
-        printf '%s\n' "// Builds kube-apiserver and kubectl from k8s.io/kubernetes. Every k8s.io/*" \
+        printf '%s\n' "// Builds kube-apiserver, kubectl and the node binaries (kubelet, kube-proxy," \
+          "// kube-controller-manager, kube-scheduler) from k8s.io/kubernetes. Every k8s.io/*" \
           "// staging module must be replaced with the matching v0.X.Y: k8s.io/kubernetes" \
           "// requires them as v0.0.0 and only its own (ignored) replace points at ./staging." ""
       fi
       printf 'tool (\n'
-      for b in ${GROUP_BINS[$g]}; do printf '\t%s\n' "${PKG[$b]}"; done
+      printf '\t%s\n' "${pkgs[@]}" | sort
       printf ')\n\nrequire %s\n' "$mod"
       if [[ $g == kubernetes ]]; then
         gomod=$(cd "$TOOLS/go/$g" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" |
@@ -249,13 +289,21 @@ for a in "$@"; do
     --rebuild) REBUILD=1 ;;
     --verify) VERIFY=1 ;;
     --sync-modules) SYNC=1 ;;
-    -h | --help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --kube) WANT+=("${KUBE[@]}") ;;
+    -h | --help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $a" ;;
-    *) [[ -n ${GROUP[$a]:-} ]] || die "unknown binary $a (one of: ${ALL[*]})"; WANT+=("$a") ;;
+    *) [[ -n ${GROUP[$a]:-} ]] || die "unknown binary $a (one of: ${ALL[*]} ${KUBE[*]:4})"; WANT+=("$a") ;;
   esac
 done
 if [[ $SYNC == 1 ]]; then sync_modules; exit 0; fi
-((${#WANT[@]})) || WANT=("${ALL[@]}")
+if ((${#WANT[@]})); then # --kube plus names may repeat some
+  declare -A _seen=()
+  _want=()
+  for b in "${WANT[@]}"; do [[ -n ${_seen[$b]:-} ]] || { _seen[$b]=1; _want+=("$b"); }; done
+  WANT=("${_want[@]}")
+else
+  WANT=("${ALL[@]}")
+fi
 
 mkdir -p "$BIN_DIR" "$STAMP_DIR"
 compute_keys

@@ -1,0 +1,3 @@
+module tally.local/images/pause
+
+go 1.26.0
