@@ -3,14 +3,8 @@
 // SANs) and one client cert per component identity. No RBAC objects are needed for these: the
 // apiserver's bootstrap roles bind system:kube-controller-manager, system:kube-scheduler and
 // system:kube-proxy, and the Node authorizer covers system:node:<name> in group system:nodes.
-import { generateKeyPair, randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { type CertFiles, openssl, writeKubeconfig } from './pki.ts';
-
-const generateKeyPairAsync = promisify(generateKeyPair);
-const DAYS = '30';
+import { type CertFiles, createCa, subject, writeKubeconfig } from './pki.ts';
 
 export interface ClusterPkiOptions {
   nodeName: string;
@@ -73,56 +67,16 @@ authorityKeyIdentifier = keyid
 `;
 }
 
-async function writeKey(privatePath: string, publicPath?: string): Promise<void> {
-  const { privateKey, publicKey } = await generateKeyPairAsync('ec', {
-    namedCurve: 'prime256v1',
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  });
-  await writeFile(privatePath, privateKey, { mode: 0o600 });
-  if (publicPath !== undefined) await writeFile(publicPath, publicKey);
-}
-
-const serial = (): string => `0x${randomBytes(16).toString('hex').replace(/^./, '1')}`;
-
-function subject(cn: string, organizations: readonly string[] = []): string {
-  const esc = (v: string): string => v.replace(/[\\/+=,]/g, (c) => `\\${c}`);
-  return `${organizations.map((o) => `/O=${esc(o)}`).join('')}/CN=${esc(cn)}`;
-}
-
 /** CA, serving certs, the service-account key pair and the components' kubeconfigs, under `dir`. */
 export async function createClusterPki(
   dir: string,
   options: ClusterPkiOptions & { apiServerUrl: string; kubeconfigDir: string },
 ): Promise<ClusterPki> {
-  await mkdir(dir, { recursive: true });
-  const config = join(dir, 'openssl.cnf');
-  await writeFile(config, opensslConfig(options));
-  const ca: CertFiles = { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
-  const serviceAccountKey = join(dir, 'sa.key');
-  const serviceAccountPublicKey = join(dir, 'sa.pub');
-  await Promise.all([writeKey(ca.key), writeKey(serviceAccountKey, serviceAccountPublicKey)]);
-  await openssl(
-    [
-      ...['req', '-new', '-x509', '-config', config, '-key', ca.key, '-subj', '/CN=tally-cluster-ca'],
-      ...['-extensions', 'ca_ext', '-days', DAYS, '-set_serial', serial(), '-out', ca.cert],
-    ],
+  const { ca, serviceAccountKey, serviceAccountPublicKey, issue } = await createCa(
     dir,
+    opensslConfig(options),
+    'tally-cluster-ca',
   );
-  const issue = async (base: string, subj: string, extensions: string): Promise<CertFiles> => {
-    const files: CertFiles = { cert: join(dir, `${base}.crt`), key: join(dir, `${base}.key`) };
-    const csr = join(dir, `${base}.csr`);
-    await writeKey(files.key);
-    await openssl(['req', '-new', '-config', config, '-key', files.key, '-subj', subj, '-out', csr], dir);
-    await openssl(
-      [
-        ...['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', serial()],
-        ...['-days', DAYS, '-extfile', config, '-extensions', extensions, '-out', files.cert],
-      ],
-      dir,
-    );
-    return files;
-  };
   const issueClientCert = (user: string, groups: readonly string[] = []): Promise<CertFiles> =>
     issue(`client-${user.replace(/[^A-Za-z0-9_.-]/g, '_')}`, subject(user, groups), 'client_ext');
 

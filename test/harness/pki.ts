@@ -80,28 +80,40 @@ async function writeKeyPair(privatePath: string, publicPath?: string): Promise<v
 const serial = (): string => `0x${randomBytes(16).toString('hex').replace(/^./, '1')}`;
 
 /** Distinguished name for -subj; escapes the characters -subj treats specially. */
-function subject(cn: string, organizations: readonly string[] = []): string {
+export function subject(cn: string, organizations: readonly string[] = []): string {
   const esc = (v: string): string => v.replace(/[\\/+=,]/g, (c) => `\\${c}`);
   return `${organizations.map((o) => `/O=${esc(o)}`).join('')}/CN=${esc(cn)}`;
 }
 
-/** Writes a CA, a serving cert, the service-account key pair into `dir` (created if missing). */
-export async function createPki(dir: string): Promise<Pki> {
+/** A CA in `dir` (with the service-account key pair) and a function issuing certs it signs. */
+export interface CertificateAuthority {
+  ca: CertFiles;
+  serviceAccountKey: string;
+  serviceAccountPublicKey: string;
+  /** A key and a cert for `subj` with the extensions section `extensions` of the config. */
+  issue(base: string, subj: string, extensions: string): Promise<CertFiles>;
+}
+
+/** Writes the openssl config, a CA named `caName` and the service-account key pair into `dir`. */
+export async function createCa(
+  dir: string,
+  opensslConfig: string,
+  caName: string,
+): Promise<CertificateAuthority> {
   await mkdir(dir, { recursive: true });
   const config = join(dir, 'openssl.cnf');
-  await writeFile(config, OPENSSL_CONFIG);
+  await writeFile(config, opensslConfig);
   const ca: CertFiles = { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
   const serviceAccountKey = join(dir, 'sa.key');
   const serviceAccountPublicKey = join(dir, 'sa.pub');
   await Promise.all([writeKeyPair(ca.key), writeKeyPair(serviceAccountKey, serviceAccountPublicKey)]);
   await openssl(
     [
-      ...['req', '-new', '-x509', '-config', config, '-key', ca.key, '-subj', '/CN=tally-test-ca'],
+      ...['req', '-new', '-x509', '-config', config, '-key', ca.key, '-subj', `/CN=${caName}`],
       ...['-extensions', 'ca_ext', '-days', DAYS, '-set_serial', serial(), '-out', ca.cert],
     ],
     dir,
   );
-
   const issue = async (base: string, subj: string, extensions: string): Promise<CertFiles> => {
     const files: CertFiles = { cert: join(dir, `${base}.crt`), key: join(dir, `${base}.key`) };
     const csr = join(dir, `${base}.csr`);
@@ -116,6 +128,16 @@ export async function createPki(dir: string): Promise<Pki> {
     );
     return files;
   };
+  return { ca, serviceAccountKey, serviceAccountPublicKey, issue };
+}
+
+/** Writes a CA, a serving cert, the service-account key pair into `dir` (created if missing). */
+export async function createPki(dir: string): Promise<Pki> {
+  const { ca, serviceAccountKey, serviceAccountPublicKey, issue } = await createCa(
+    dir,
+    OPENSSL_CONFIG,
+    'tally-test-ca',
+  );
 
   const server = await issue('apiserver', '/CN=kube-apiserver', 'server_ext');
   return {
