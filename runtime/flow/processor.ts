@@ -228,10 +228,12 @@ export function createProcessor(deps: ProcessorDeps): (message: BusMessage) => P
       const before = message.deliveryCount > 1 ? ledger.peek(message) : undefined;
       if (before) ledger.forget(message);
       // A plain NATS publish that no stream stored is not a delivery (it has its own write outcome).
-      const unstored = new Set(
-        receipts.filter(([, r]) => r.outcome === 'published_unstored').map(([n]) => n),
-      );
-      for (const s of deps.sinks) if (!unstored.has(s.name)) metrics.delivered(s.name);
+      // Most events carry no receipt: nothing is allocated for them.
+      for (const s of deps.sinks) {
+        if (!receipts.some(([n, r]) => n === s.name && r.outcome === 'published_unstored')) {
+          metrics.delivered(s.name);
+        }
+      }
       for (const [sink, r] of receipts) metrics.sinkWrite(sink, r.outcome);
       metrics.endToEnd(Math.max(0, now().getTime() - ingestedAtMs(message)) / 1000);
       if (grandTotal) {
